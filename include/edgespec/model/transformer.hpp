@@ -1,0 +1,265 @@
+// A Llama transformer bound to a compile-time architecture `Arch`, with its own KV cache.
+//
+// forward() runs n consecutive positions in ONE pass (prompt prefill, or verification of a draft): every
+// weight matrix is read once per call, not once per position. truncate() rolls the KV cache back to any
+// earlier position (speculative decoding rejects a draft suffix this way).
+//
+// Per layer, for a batch X (n, dim) at positions p0 .. p0+n-1:
+//   H = rmsnorm(X) * attn_norm
+//   Q = H Wq^T (n, dim)   K = H Wk^T (n, kv_dim)   V = H Wv^T (n, kv_dim)    rope(Q), rope(K) at their positions
+//   cache[p0+i] <- K[i], V[i]
+//   A[i, head h] = softmax(Q[i,h] . K_cache[0..p0+i, h/g] / sqrt(head_dim)) V_cache[0..p0+i, h/g]   (g = heads/kv_heads)
+//   X += A Wo^T
+//   H = rmsnorm(X) * ffn_norm;   X += (silu(H W1^T) * (H W3^T)) W2^T
+// logits = rmsnorm(X) * output_norm  Wout^T   (vocab)
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "edgespec/core/error.hpp"
+#include "edgespec/core/extent.hpp"
+#include "edgespec/kernels/matmul.hpp"
+#include "edgespec/kernels/ops.hpp"
+#include "edgespec/kernels/quantize.hpp"
+#include "edgespec/model/arch.hpp"
+#include "edgespec/model/weights.hpp"
+#include "edgespec/runtime/thread_pool.hpp"
+
+namespace edgespec {
+
+// Which rows of logits forward() computes.
+enum class Logits { Last, All };
+
+namespace detail {
+
+// Rejects a file whose config disagrees with a fixed field of the type, naming the field and both values.
+template <class Arch>
+void check_config_against(const ModelConfig& c, const std::string& path) {
+  (void)check_arch<Arch>::value;
+  auto field = [&](const char* name, int type_v, int file_v) {
+    ES_CHECK(type_v == dynamic || type_v == file_v, path, ": field '", name, "' is ", file_v,
+             " in the file but ", type_v, " in the model type ", Arch::name);
+  };
+  field("dim", Arch::dim, c.dim);
+  field("n_layers", Arch::n_layers, c.n_layers);
+  field("n_heads", Arch::n_heads, c.n_heads);
+  field("n_kv_heads", Arch::n_kv_heads, c.n_kv_heads);
+  field("ffn_dim", Arch::ffn_dim, c.ffn_dim);
+  field("vocab_size", Arch::vocab_size, c.vocab_size);
+  if constexpr (Arch::classifier >= 0) {
+    const bool want_tied = Arch::classifier == static_cast<int>(Classifier::Tied);
+    const bool tied = c.classifier == Classifier::Tied;
+    // A separate classifier that equals the embedding is fine; a tied type needs... the file decides the data,
+    // the type only its layout, so only a type that promises Separate needs a separate matrix.
+    ES_CHECK(want_tied || !tied, path, ": field 'classifier' is tied in the file but separate in the model type ",
+             Arch::name);
+  }
+  ES_CHECK(format_accepts(Arch::weight, c.weight_type), path, ": field 'weight_type' is ", name(c.weight_type),
+           " in the file but the model type ", Arch::name, " is compiled for another weight format");
+  if constexpr (is_fully_fixed<Arch>) {
+    auto close = [](float a, float b) { return std::fabs(a - b) <= 1e-6f * std::max(std::fabs(a), std::fabs(b)); };
+    ES_CHECK(close(Arch::norm_eps, c.norm_eps), path, ": field 'norm_eps' is ", c.norm_eps, " in the file but ",
+             Arch::norm_eps, " in the model type ", Arch::name);
+    ES_CHECK(close(Arch::rope_base, c.rope_base), path, ": field 'rope_base' is ", c.rope_base,
+             " in the file but ", Arch::rope_base, " in the model type ", Arch::name);
+  }
+}
+
+}  // namespace detail
+
+template <class Arch = AnyLlama>
+class Transformer {
+  static_assert(check_arch<Arch>::value);
+
+ public:
+  using arch_type = Arch;
+  static constexpr int kDim = Arch::dim;
+  static constexpr int kFfn = Arch::ffn_dim;
+  static constexpr int kHeadDim = head_dim_of<Arch>;
+
+  // max_seq: KV-cache length; 0 takes the type's max_seq when fixed, else the file's context length.
+  Transformer(std::shared_ptr<const LlamaWeights> weights, ThreadPool& pool, int max_seq = 0)
+      : w_(std::move(weights)), pool_(&pool), c_(w_->config) {
+    detail::check_config_against<Arch>(c_, w_->path);
+    if (max_seq <= 0) max_seq = Arch::max_seq != dynamic ? Arch::max_seq : c_.max_seq;
+    ES_CHECK(max_seq > 0 && max_seq <= (1 << 24), "max_seq ", max_seq, " is out of range");
+    c_.max_seq = max_seq;
+    const auto kv_floats = static_cast<std::size_t>(c_.n_layers) * max_seq * c_.kv_dim();
+    k_cache_.assign(kv_floats, 0.0f);
+    v_cache_.assign(kv_floats, 0.0f);
+    inv_freq_ = c_.rope_inv_freq();
+    if (!w_->rope_freq_divisors.empty())
+      for (std::size_t i = 0; i < inv_freq_.size(); ++i) inv_freq_[i] /= w_->rope_freq_divisors[i];
+    skip_.assign(static_cast<std::size_t>(c_.n_layers), 0);
+  }
+
+  [[nodiscard]] const ModelConfig& config() const noexcept { return c_; }
+  [[nodiscard]] const LlamaWeights& weights() const noexcept { return *w_; }
+  [[nodiscard]] const std::shared_ptr<const LlamaWeights>& shared_weights() const noexcept { return w_; }
+  [[nodiscard]] ThreadPool& pool() const noexcept { return *pool_; }
+  [[nodiscard]] int position() const noexcept { return pos_; }
+  [[nodiscard]] int vocab_size() const noexcept { return c_.vocab_size; }
+
+  // Forget positions >= pos (KV-cache rollback). Entries past pos are stale and are overwritten on reuse.
+  void truncate(int pos) {
+    ES_CHECK(pos >= 0 && pos <= pos_, "truncate(", pos, "): position must be in [0, ", pos_, "]");
+    pos_ = pos;
+  }
+  void reset() noexcept { pos_ = 0; }
+
+  // Layers to skip (self-speculative drafting): skipped layers leave the residual stream unchanged.
+  void set_skipped_layers(std::span<const int> layers) {
+    std::fill(skip_.begin(), skip_.end(), 0);
+    for (int l : layers) {
+      ES_CHECK(l >= 0 && l < c_.n_layers, "skip layer ", l, " is out of range [0, ", c_.n_layers, ")");
+      skip_[static_cast<std::size_t>(l)] = 1;
+    }
+  }
+
+  // K or V of `layer` at position `pos` (kv_dim floats), for tests and diagnostics.
+  [[nodiscard]] std::span<const float> key(int layer, int pos) const { return {k_at(layer, pos), kv_len()}; }
+  [[nodiscard]] std::span<const float> value(int layer, int pos) const { return {v_at(layer, pos), kv_len()}; }
+
+  // Runs `tokens` at positions [position(), position() + n) and returns logits: n rows (Logits::All) or the
+  // last row (Logits::Last), each vocab_size floats, valid until the next call.
+  std::span<const float> forward(std::span<const std::int32_t> tokens, Logits which = Logits::Last) {
+    const auto n = static_cast<std::int64_t>(tokens.size());
+    ES_CHECK(n > 0, "forward: no tokens");
+    ES_CHECK(pos_ + n <= c_.max_seq, "forward: context overflow: ", pos_, " + ", n, " tokens exceed max_seq ",
+             c_.max_seq);
+    const std::int64_t d = c_.dim, kv = c_.kv_dim(), ff = c_.ffn_dim, v = c_.vocab_size;
+    reserve(n);
+    float* x = x_.data();
+    for (std::int64_t i = 0; i < n; ++i) {
+      const std::int32_t t = tokens[static_cast<std::size_t>(i)];
+      ES_CHECK(t >= 0 && t < c_.vocab_size, "forward: token id ", t, " is out of range [0, ", c_.vocab_size, ")");
+      const MatrixView& e = w_->tok_embd;
+      dequantize_row(e.type, static_cast<const std::byte*>(e.data) + row_bytes(e.type, d) * t, x + i * d, d);
+    }
+
+    for (int l = 0; l < c_.n_layers; ++l) {
+      if (skip_[static_cast<std::size_t>(l)] != 0) continue;
+      const LayerWeights& L = w_->layers[static_cast<std::size_t>(l)];
+      norm_rows(x, L.attn_norm, n);
+      matmul<kDim>(*pool_, L.wq, xb_.data(), n, q_.data());
+      matmul<kDim>(*pool_, L.wk, xb_.data(), n, k_.data());
+      matmul<kDim>(*pool_, L.wv, xb_.data(), n, v_.data());
+      for (std::int64_t i = 0; i < n; ++i) {
+        const int p = pos_ + static_cast<int>(i);
+        rope_inplace(q_.data() + i * d, c_.n_heads, c_.head_dim(), p, inv_freq_.data(), c_.rope_style);
+        rope_inplace(k_.data() + i * kv, c_.n_kv_heads, c_.head_dim(), p, inv_freq_.data(), c_.rope_style);
+        std::copy_n(k_.data() + i * kv, kv, k_at(l, p));
+        std::copy_n(v_.data() + i * kv, kv, v_at(l, p));
+      }
+      attention(l, n);
+      matmul<kDim>(*pool_, L.wo, att_.data(), n, xb_.data());
+      add_inplace(x, xb_.data(), n * d);
+
+      norm_rows(x, L.ffn_norm, n);
+      matmul<kDim>(*pool_, L.w1, xb_.data(), n, hb_.data());
+      matmul<kDim>(*pool_, L.w3, xb_.data(), n, hb2_.data());
+      swiglu(hb_.data(), hb2_.data(), n * ff);
+      matmul<kFfn>(*pool_, L.w2, hb_.data(), n, xb_.data());
+      add_inplace(x, xb_.data(), n * d);
+    }
+    pos_ += static_cast<int>(n);
+
+    const std::int64_t first = which == Logits::All ? 0 : n - 1;
+    const std::int64_t rows = n - first;
+    norm_rows(x + first * d, w_->output_norm, rows);
+    matmul<kDim>(*pool_, w_->output, xb_.data(), rows, logits_.data());
+    return {logits_.data(), static_cast<std::size_t>(rows * v)};
+  }
+
+ private:
+  [[nodiscard]] std::size_t kv_len() const noexcept { return static_cast<std::size_t>(c_.kv_dim()); }
+  [[nodiscard]] float* k_at(int layer, int pos) {
+    return k_cache_.data() + (static_cast<std::size_t>(layer) * c_.max_seq + pos) * kv_len();
+  }
+  [[nodiscard]] float* v_at(int layer, int pos) {
+    return v_cache_.data() + (static_cast<std::size_t>(layer) * c_.max_seq + pos) * kv_len();
+  }
+  [[nodiscard]] const float* k_at(int layer, int pos) const {
+    return k_cache_.data() + (static_cast<std::size_t>(layer) * c_.max_seq + pos) * kv_len();
+  }
+  [[nodiscard]] const float* v_at(int layer, int pos) const {
+    return v_cache_.data() + (static_cast<std::size_t>(layer) * c_.max_seq + pos) * kv_len();
+  }
+
+  void reserve(std::int64_t n) {
+    if (n <= batch_cap_) return;
+    const auto d = static_cast<std::size_t>(c_.dim), kv = static_cast<std::size_t>(c_.kv_dim());
+    const auto ff = static_cast<std::size_t>(c_.ffn_dim), v = static_cast<std::size_t>(c_.vocab_size);
+    const auto un = static_cast<std::size_t>(n);
+    x_.resize(un * d);
+    xb_.resize(un * d);
+    q_.resize(un * d);
+    att_.resize(un * d);
+    k_.resize(un * kv);
+    v_.resize(un * kv);
+    hb_.resize(un * ff);
+    hb2_.resize(un * ff);
+    logits_.resize(un * v);
+    batch_cap_ = n;
+  }
+
+  // xb_[i] = rmsnorm(x[i]) * w for each of the n rows.
+  void norm_rows(const float* x, const float* w, std::int64_t n) {
+    for (std::int64_t i = 0; i < n; ++i) rmsnorm<kDim>(xb_.data() + i * c_.dim, x + i * c_.dim, w, c_.dim, c_.norm_eps);
+  }
+
+  // att_ (n, dim) from q_ and the cache, one task per (position, head).
+  void attention(int layer, std::int64_t n) {
+    const int hd = c_.head_dim(), n_heads = c_.n_heads, group = c_.n_heads / c_.n_kv_heads;
+    const std::int64_t d = c_.dim, kv = c_.kv_dim();
+    const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+    scores_.resize(static_cast<std::size_t>(pool_->size()) * static_cast<std::size_t>(c_.max_seq));
+    const int p0 = pos_;
+    pool_->run_on_all([&](int t, int n_threads) {
+      float* s = scores_.data() + static_cast<std::size_t>(t) * static_cast<std::size_t>(c_.max_seq);
+      const std::int64_t tasks = n * n_heads;
+      for (std::int64_t task = t; task < tasks; task += n_threads) {
+        const std::int64_t i = task / n_heads;
+        const int h = static_cast<int>(task % n_heads);
+        const int len = p0 + static_cast<int>(i) + 1;  // causal: positions 0 .. p0+i
+        const float* q = q_.data() + i * d + h * hd;
+        const std::int64_t off = static_cast<std::int64_t>(h / group) * hd;
+        for (int p = 0; p < len; ++p) s[p] = dot_head(q, k_at(layer, p) + off, hd) * scale;
+        softmax_inplace(s, len);
+        float* out = att_.data() + i * d + h * hd;
+        std::fill_n(out, hd, 0.0f);
+        for (int p = 0; p < len; ++p) axpy_head(out, s[p], v_at(layer, p) + off, hd);
+      }
+    });
+    (void)kv;
+  }
+
+  static float dot_head(const float* a, const float* b, int hd) {
+    const Extent<kHeadDim == dynamic ? dynamic_extent : kHeadDim> e(hd);
+    float acc = 0.0f;
+    for (std::int64_t j = 0; j < e.value(); ++j) acc += a[j] * b[j];
+    return acc;
+  }
+  static void axpy_head(float* y, float a, const float* x, int hd) {
+    const Extent<kHeadDim == dynamic ? dynamic_extent : kHeadDim> e(hd);
+    for (std::int64_t j = 0; j < e.value(); ++j) y[j] += a * x[j];
+  }
+
+  std::shared_ptr<const LlamaWeights> w_;
+  ThreadPool* pool_;
+  ModelConfig c_;
+  int pos_ = 0;
+  std::int64_t batch_cap_ = 0;
+  std::vector<float> k_cache_, v_cache_;  // (layers, max_seq, kv_dim)
+  std::vector<float> inv_freq_;
+  std::vector<char> skip_;
+  std::vector<float> x_, xb_, q_, k_, v_, att_, hb_, hb2_, logits_, scores_;
+};
+
+}  // namespace edgespec

@@ -1,0 +1,77 @@
+// Target-only (non-speculative) generation: prefill the prompt in one batched forward, then decode one token
+// per forward. The speculative pipeline reports the same statistics plus its own.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <vector>
+
+#include "edgespec/model/transformer.hpp"
+#include "edgespec/sampling/sampler.hpp"
+
+namespace edgespec {
+
+struct GenerationStats {
+  int prompt_tokens = 0;
+  int generated_tokens = 0;
+  double prefill_seconds = 0.0;
+  double decode_seconds = 0.0;  // generation after the prompt (the first token's sampling included)
+  double sample_seconds = 0.0;
+
+  [[nodiscard]] double prefill_tokens_per_second() const noexcept {
+    return prefill_seconds > 0 ? prompt_tokens / prefill_seconds : 0.0;
+  }
+  // Tokens produced per second of decode; the first token comes from the prefill's logits, so it is counted
+  // over the decode forwards that followed it.
+  [[nodiscard]] double decode_tokens_per_second() const noexcept {
+    return decode_seconds > 0 ? generated_tokens / decode_seconds : 0.0;
+  }
+};
+
+struct GenerationOptions {
+  int n_tokens = 64;          // tokens to generate
+  bool stop_at_eos = false;   // stop early when the model emits eos_id
+  std::int32_t eos_id = -1;
+  // Called with each generated token; return false to stop.
+  std::function<bool(std::int32_t)> on_token;
+};
+
+struct GenerationResult {
+  std::vector<std::int32_t> tokens;  // generated ids (prompt excluded)
+  GenerationStats stats;
+};
+
+template <class Arch>
+GenerationResult generate(Transformer<Arch>& model, std::span<const std::int32_t> prompt, Sampler& sampler,
+                          const GenerationOptions& opt) {
+  using clock = std::chrono::steady_clock;
+  auto seconds = [](clock::time_point a, clock::time_point b) { return std::chrono::duration<double>(b - a).count(); };
+  ES_CHECK(!prompt.empty(), "generate: the prompt has no tokens (add BOS)");
+  ES_CHECK(opt.n_tokens >= 0, "generate: n_tokens ", opt.n_tokens, " must be >= 0");
+  ES_CHECK(static_cast<std::int64_t>(prompt.size()) + opt.n_tokens <= model.config().max_seq, "generate: prompt (",
+           prompt.size(), " tokens) + ", opt.n_tokens, " new tokens exceed the context of ", model.config().max_seq);
+  GenerationResult r;
+  r.stats.prompt_tokens = static_cast<int>(prompt.size());
+  model.reset();
+  auto t0 = clock::now();
+  std::span<const float> logits = model.forward(prompt, Logits::Last);
+  auto t1 = clock::now();
+  r.stats.prefill_seconds = seconds(t0, t1);
+  r.tokens.reserve(static_cast<std::size_t>(opt.n_tokens));
+  for (int i = 0; i < opt.n_tokens; ++i) {
+    const auto ts = clock::now();
+    const std::int32_t tok = sampler.sample(logits);
+    r.stats.sample_seconds += seconds(ts, clock::now());
+    r.tokens.push_back(tok);
+    if (opt.on_token && !opt.on_token(tok)) break;
+    if (opt.stop_at_eos && tok == opt.eos_id) break;
+    if (i + 1 < opt.n_tokens) logits = model.forward(std::span<const std::int32_t>(&tok, 1), Logits::Last);
+  }
+  r.stats.generated_tokens = static_cast<int>(r.tokens.size());
+  r.stats.decode_seconds = seconds(t1, clock::now());
+  return r;
+}
+
+}  // namespace edgespec
