@@ -12,6 +12,11 @@
 //   X += A Wo^T
 //   H = rmsnorm(X) * ffn_norm;   X += (silu(H W1^T) * (H W3^T)) W2^T
 // logits = rmsnorm(X) * output_norm  Wout^T   (vocab)
+//
+// KV cache precision (KvType): F16 by default, as llama.cpp's default cache: K and V are stored in f16, and the
+// attention products round their other operand to f16 as ggml's f16 mat-mul does (Q before Q.K, the softmax
+// weights before A.V). This reproduces llama.cpp's logits to ~1e-4 and halves KV memory; F32 keeps everything
+// in f32 (differs from llama.cpp by up to ~1e-2 in a logit on the reference models).
 #pragma once
 
 #include <algorithm>
@@ -20,6 +25,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "edgespec/core/error.hpp"
@@ -35,6 +41,8 @@ namespace edgespec {
 
 // Which rows of logits forward() computes.
 enum class Logits { Last, All };
+
+enum class KvType { F16, F32 };
 
 namespace detail {
 
@@ -84,15 +92,17 @@ class Transformer {
   static constexpr int kHeadDim = head_dim_of<Arch>;
 
   // max_seq: KV-cache length; 0 takes the type's max_seq when fixed, else the file's context length.
-  Transformer(std::shared_ptr<const LlamaWeights> weights, ThreadPool& pool, int max_seq = 0)
-      : w_(std::move(weights)), pool_(&pool), c_(w_->config) {
+  Transformer(std::shared_ptr<const LlamaWeights> weights, ThreadPool& pool, int max_seq = 0,
+              KvType kv_type = KvType::F16)
+      : w_(std::move(weights)), pool_(&pool), c_(w_->config), kv_type_(kv_type) {
     detail::check_config_against<Arch>(c_, w_->path);
     if (max_seq <= 0) max_seq = Arch::max_seq != dynamic ? Arch::max_seq : c_.max_seq;
     ES_CHECK(max_seq > 0 && max_seq <= (1 << 24), "max_seq ", max_seq, " is out of range");
     c_.max_seq = max_seq;
     const auto kv_floats = static_cast<std::size_t>(c_.n_layers) * max_seq * c_.kv_dim();
-    k_cache_.assign(kv_floats, 0.0f);
-    v_cache_.assign(kv_floats, 0.0f);
+    const std::size_t elem = kv_type_ == KvType::F16 ? 2 : 4;
+    k_cache_.assign(kv_floats * elem, std::byte{0});
+    v_cache_.assign(kv_floats * elem, std::byte{0});
     inv_freq_ = c_.rope_inv_freq();
     if (!w_->rope_freq_divisors.empty())
       for (std::size_t i = 0; i < inv_freq_.size(); ++i) inv_freq_[i] /= w_->rope_freq_divisors[i];
@@ -105,6 +115,7 @@ class Transformer {
   [[nodiscard]] ThreadPool& pool() const noexcept { return *pool_; }
   [[nodiscard]] int position() const noexcept { return pos_; }
   [[nodiscard]] int vocab_size() const noexcept { return c_.vocab_size; }
+  [[nodiscard]] KvType kv_type() const noexcept { return kv_type_; }
 
   // Forget positions >= pos (KV-cache rollback). Entries past pos are stale and are overwritten on reuse.
   void truncate(int pos) {
@@ -122,9 +133,9 @@ class Transformer {
     }
   }
 
-  // K or V of `layer` at position `pos` (kv_dim floats), for tests and diagnostics.
-  [[nodiscard]] std::span<const float> key(int layer, int pos) const { return {k_at(layer, pos), kv_len()}; }
-  [[nodiscard]] std::span<const float> value(int layer, int pos) const { return {v_at(layer, pos), kv_len()}; }
+  // K or V of `layer` at position `pos` (kv_dim values) as f32, for tests and diagnostics.
+  [[nodiscard]] std::vector<float> key(int layer, int pos) const { return read_row(k_cache_, layer, pos); }
+  [[nodiscard]] std::vector<float> value(int layer, int pos) const { return read_row(v_cache_, layer, pos); }
 
   // Runs `tokens` at positions [position(), position() + n) and returns logits: n rows (Logits::All) or the
   // last row (Logits::Last), each vocab_size floats, valid until the next call.
@@ -154,8 +165,8 @@ class Transformer {
         const int p = pos_ + static_cast<int>(i);
         rope_inplace(q_.data() + i * d, c_.n_heads, c_.head_dim(), p, inv_freq_.data(), c_.rope_style);
         rope_inplace(k_.data() + i * kv, c_.n_kv_heads, c_.head_dim(), p, inv_freq_.data(), c_.rope_style);
-        std::copy_n(k_.data() + i * kv, kv, k_at(l, p));
-        std::copy_n(v_.data() + i * kv, kv, v_at(l, p));
+        write_row(k_cache_, l, p, k_.data() + i * kv);
+        write_row(v_cache_, l, p, v_.data() + i * kv);
       }
       attention(l, n);
       matmul<kDim>(*pool_, L.wo, att_.data(), n, xb_.data());
@@ -179,17 +190,31 @@ class Transformer {
 
  private:
   [[nodiscard]] std::size_t kv_len() const noexcept { return static_cast<std::size_t>(c_.kv_dim()); }
-  [[nodiscard]] float* k_at(int layer, int pos) {
-    return k_cache_.data() + (static_cast<std::size_t>(layer) * c_.max_seq + pos) * kv_len();
+  [[nodiscard]] std::size_t row_index(int layer, int pos) const noexcept {
+    return (static_cast<std::size_t>(layer) * static_cast<std::size_t>(c_.max_seq) + static_cast<std::size_t>(pos)) *
+           kv_len();
   }
-  [[nodiscard]] float* v_at(int layer, int pos) {
-    return v_cache_.data() + (static_cast<std::size_t>(layer) * c_.max_seq + pos) * kv_len();
+  // Cache rows are f16 (uint16) or f32 depending on kv_type_.
+  template <class T>
+  [[nodiscard]] const T* row(const std::vector<std::byte>& cache, int layer, int pos) const noexcept {
+    return reinterpret_cast<const T*>(cache.data()) + row_index(layer, pos);
   }
-  [[nodiscard]] const float* k_at(int layer, int pos) const {
-    return k_cache_.data() + (static_cast<std::size_t>(layer) * c_.max_seq + pos) * kv_len();
+  void write_row(std::vector<std::byte>& cache, int layer, int pos, const float* src) {
+    if (kv_type_ == KvType::F16)
+      fp32_to_fp16_row(src, reinterpret_cast<std::uint16_t*>(cache.data()) + row_index(layer, pos),
+                       static_cast<std::int64_t>(kv_len()));
+    else
+      std::copy_n(src, kv_len(), reinterpret_cast<float*>(cache.data()) + row_index(layer, pos));
   }
-  [[nodiscard]] const float* v_at(int layer, int pos) const {
-    return v_cache_.data() + (static_cast<std::size_t>(layer) * c_.max_seq + pos) * kv_len();
+  [[nodiscard]] std::vector<float> read_row(const std::vector<std::byte>& cache, int layer, int pos) const {
+    ES_CHECK(layer >= 0 && layer < c_.n_layers && pos >= 0 && pos < pos_, "KV cache row (", layer, ", ", pos,
+             ") is out of range");
+    std::vector<float> out(kv_len());
+    if (kv_type_ == KvType::F16)
+      fp16_to_fp32_row(row<std::uint16_t>(cache, layer, pos), out.data(), static_cast<std::int64_t>(kv_len()));
+    else
+      std::copy_n(row<float>(cache, layer, pos), kv_len(), out.data());
+    return out;
   }
 
   void reserve(std::int64_t n) {
@@ -216,50 +241,77 @@ class Transformer {
 
   // att_ (n, dim) from q_ and the cache, one task per (position, head).
   void attention(int layer, std::int64_t n) {
+    if (kv_type_ == KvType::F16)
+      attention_impl<std::uint16_t>(layer, n);
+    else
+      attention_impl<float>(layer, n);
+  }
+
+  template <class T>
+  void attention_impl(int layer, std::int64_t n) {
     const int hd = c_.head_dim(), n_heads = c_.n_heads, group = c_.n_heads / c_.n_kv_heads;
-    const std::int64_t d = c_.dim, kv = c_.kv_dim();
+    const std::int64_t d = c_.dim;
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-    scores_.resize(static_cast<std::size_t>(pool_->size()) * static_cast<std::size_t>(c_.max_seq));
+    const auto seq = static_cast<std::size_t>(c_.max_seq);
+    const auto per_thread = seq + 2 * static_cast<std::size_t>(hd);  // scores, q, one K/V row as f32
+    scratch_.resize(static_cast<std::size_t>(pool_->size()) * per_thread);
     const int p0 = pos_;
+    const Extent<kHeadDim == dynamic ? dynamic_extent : kHeadDim> h_len(hd);
     pool_->run_on_all([&](int t, int n_threads) {
-      float* s = scores_.data() + static_cast<std::size_t>(t) * static_cast<std::size_t>(c_.max_seq);
+      float* s = scratch_.data() + static_cast<std::size_t>(t) * per_thread;
+      float* qf = s + seq;
+      float* kf = qf + hd;
       const std::int64_t tasks = n * n_heads;
       for (std::int64_t task = t; task < tasks; task += n_threads) {
         const std::int64_t i = task / n_heads;
         const int h = static_cast<int>(task % n_heads);
         const int len = p0 + static_cast<int>(i) + 1;  // causal: positions 0 .. p0+i
-        const float* q = q_.data() + i * d + h * hd;
-        const std::int64_t off = static_cast<std::int64_t>(h / group) * hd;
-        for (int p = 0; p < len; ++p) s[p] = dot_head(q, k_at(layer, p) + off, hd) * scale;
+        const std::size_t off = static_cast<std::size_t>(h / group) * static_cast<std::size_t>(hd);
+        to_cache_precision<T>(q_.data() + i * d + h * hd, qf, hd);
+        for (int p = 0; p < len; ++p) {
+          const float* k = as_f32(row<T>(k_cache_, layer, p) + off, kf, hd);
+          float acc = 0.0f;
+          for (std::int64_t j = 0; j < h_len.value(); ++j) acc += qf[j] * k[j];
+          s[p] = acc * scale;
+        }
         softmax_inplace(s, len);
+        to_cache_precision<T>(s, s, len);
         float* out = att_.data() + i * d + h * hd;
         std::fill_n(out, hd, 0.0f);
-        for (int p = 0; p < len; ++p) axpy_head(out, s[p], v_at(layer, p) + off, hd);
+        for (int p = 0; p < len; ++p) {
+          const float* v = as_f32(row<T>(v_cache_, layer, p) + off, kf, hd);
+          const float a = s[p];
+          for (std::int64_t j = 0; j < h_len.value(); ++j) out[j] += a * v[j];
+        }
       }
     });
-    (void)kv;
   }
 
-  static float dot_head(const float* a, const float* b, int hd) {
-    const Extent<kHeadDim == dynamic ? dynamic_extent : kHeadDim> e(hd);
-    float acc = 0.0f;
-    for (std::int64_t j = 0; j < e.value(); ++j) acc += a[j] * b[j];
-    return acc;
+  // dst = src rounded to the cache's precision (f16 round trip for an f16 cache, a copy otherwise).
+  template <class T>
+  static void to_cache_precision(const float* src, float* dst, std::int64_t n) {
+    if constexpr (std::is_same_v<T, std::uint16_t>)
+      for (std::int64_t j = 0; j < n; ++j) dst[j] = fp16_to_fp32(fp32_to_fp16(src[j]));
+    else if (dst != src)
+      std::copy_n(src, n, dst);
   }
-  static void axpy_head(float* y, float a, const float* x, int hd) {
-    const Extent<kHeadDim == dynamic ? dynamic_extent : kHeadDim> e(hd);
-    for (std::int64_t j = 0; j < e.value(); ++j) y[j] += a * x[j];
+  // A cache row as f32: converted into `buf` for f16, the row itself for f32.
+  static const float* as_f32(const std::uint16_t* src, float* buf, int n) {
+    fp16_to_fp32_row(src, buf, n);
+    return buf;
   }
+  static const float* as_f32(const float* src, float*, int) { return src; }
 
   std::shared_ptr<const LlamaWeights> w_;
   ThreadPool* pool_;
   ModelConfig c_;
   int pos_ = 0;
   std::int64_t batch_cap_ = 0;
-  std::vector<float> k_cache_, v_cache_;  // (layers, max_seq, kv_dim)
+  KvType kv_type_;
+  std::vector<std::byte> k_cache_, v_cache_;  // (layers, max_seq, kv_dim) of f16 or f32
   std::vector<float> inv_freq_;
   std::vector<char> skip_;
-  std::vector<float> x_, xb_, q_, k_, v_, att_, hb_, hb2_, logits_, scores_;
+  std::vector<float> x_, xb_, q_, k_, v_, att_, hb_, hb2_, logits_, scratch_;
 };
 
 }  // namespace edgespec
