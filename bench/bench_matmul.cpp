@@ -1,0 +1,147 @@
+// matmul at decode (n = 1) against the read-bandwidth probe, and the cost of a batch of n positions.
+//
+//   bench_matmul --benchmark_filter=decode     GB/s of weights per type and thread count, probe, ratio
+//   bench_matmul --benchmark_filter=batch      time per call and per position for n = 1..16
+//
+// The 2048 x 8192 matrix is replicated to >= 512 MiB and the copies are used in turn, so every call reads
+// its weights from DRAM as a decode step does (a single copy would sit in the 32 MiB L3); "hot" cases use
+// one copy.
+#include <benchmark/benchmark.h>
+
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <random>
+#include <vector>
+
+#include "bandwidth.hpp"
+#include "edgespec/kernels/matmul.hpp"
+
+using namespace edgespec;
+
+namespace {
+
+constexpr std::int64_t kRows = 2048, kCols = 8192;
+constexpr std::size_t kProbeBytes = std::size_t{512} << 20;
+const DType kTypes[] = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0};
+
+ThreadPool& pool_for(int threads) {
+  static std::map<int, std::unique_ptr<ThreadPool>> pools;
+  auto& p = pools[threads];
+  if (!p) p = std::make_unique<ThreadPool>(threads);
+  return *p;
+}
+
+double probe_gbs(int threads) {
+  static std::map<int, double> cache;
+  auto it = cache.find(threads);
+  if (it == cache.end()) it = cache.emplace(threads, bench::read_bandwidth(pool_for(threads), kProbeBytes) / 1e9).first;
+  return it->second;
+}
+
+// Copies of one random kRows x kCols matrix of type t, each 64-byte aligned.
+struct MatrixSet {
+  DType type;
+  std::size_t bytes;  // of one copy
+  std::vector<std::unique_ptr<unsigned char, decltype(&std::free)>> copies;
+};
+
+const MatrixSet& matrices(DType t, bool cold) {
+  static std::unique_ptr<MatrixSet> cached;  // one type at a time: up to 512 MiB
+  const std::size_t rb = static_cast<std::size_t>(row_bytes(t, kCols));
+  const std::size_t bytes = rb * kRows;
+  const std::size_t want = cold ? (kProbeBytes + bytes - 1) / bytes : 1;
+  if (cached && cached->type == t && cached->copies.size() >= want) return *cached;
+  cached.reset();
+  cached = std::make_unique<MatrixSet>(MatrixSet{t, bytes, {}});
+  std::mt19937 rng(1);
+  std::normal_distribution<float> dist(0.0f, 0.02f);
+  std::vector<float> row(kCols);
+  auto* first = static_cast<unsigned char*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64));
+  for (std::int64_t r = 0; r < kRows; ++r) {
+    for (auto& v : row) v = dist(rng);
+    unsigned char* dst = first + static_cast<std::size_t>(r) * rb;
+    switch (t) {
+      case DType::F32: std::memcpy(dst, row.data(), rb); break;
+      case DType::F16: fp32_to_fp16_row(row.data(), reinterpret_cast<std::uint16_t*>(dst), kCols); break;
+      case DType::BF16: fp32_to_bf16_row(row.data(), reinterpret_cast<std::uint16_t*>(dst), kCols); break;
+      case DType::Q8_0: quantize_row_q8_0(row.data(), reinterpret_cast<BlockQ8_0*>(dst), kCols); break;
+      case DType::Q4_0: quantize_row_q4_0(row.data(), reinterpret_cast<BlockQ4_0*>(dst), kCols); break;
+    }
+  }
+  cached->copies.emplace_back(first, &std::free);
+  for (std::size_t c = 1; c < want; ++c) {
+    auto* p = static_cast<unsigned char*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64));
+    std::memcpy(p, first, bytes);
+    cached->copies.emplace_back(p, &std::free);
+  }
+  return *cached;
+}
+
+// args: type, threads, cold
+void BM_decode(benchmark::State& state) {
+  const auto t = static_cast<DType>(state.range(0));
+  const int threads = static_cast<int>(state.range(1));
+  const bool cold = state.range(2) != 0;
+  const MatrixSet& m = matrices(t, cold);
+  ThreadPool& pool = pool_for(threads);
+  const double probe = probe_gbs(threads);
+  std::vector<float> x(kCols, 0.5f), y(kRows);
+  std::size_t c = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (auto _ : state) {
+    const MatrixView w{t, kRows, kCols, m.copies[c].get()};
+    matmul(pool, w, x.data(), 1, y.data());
+    benchmark::DoNotOptimize(y.data());
+    if (cold && ++c == m.copies.size()) c = 0;
+  }
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double gbs = static_cast<double>(m.bytes) * static_cast<double>(state.iterations()) / s / 1e9;
+  state.counters["GB/s"] = gbs;
+  state.counters["probe_GB/s"] = probe;
+  state.counters["ratio"] = gbs / probe;
+  state.SetLabel(std::string(name(t)) + (cold ? " dram" : " hot"));
+}
+
+// args: type, threads, n
+void BM_batch(benchmark::State& state) {
+  const auto t = static_cast<DType>(state.range(0));
+  const int threads = static_cast<int>(state.range(1));
+  const std::int64_t n = state.range(2);
+  const MatrixSet& m = matrices(t, true);
+  ThreadPool& pool = pool_for(threads);
+  std::vector<float> x(static_cast<std::size_t>(n * kCols), 0.5f), y(static_cast<std::size_t>(n * kRows));
+  std::size_t c = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (auto _ : state) {
+    const MatrixView w{t, kRows, kCols, m.copies[c].get()};
+    matmul(pool, w, x.data(), n, y.data());
+    benchmark::DoNotOptimize(y.data());
+    if (++c == m.copies.size()) c = 0;
+  }
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double per_call = s / static_cast<double>(state.iterations());
+  state.counters["us/call"] = per_call * 1e6;
+  state.counters["us/position"] = per_call * 1e6 / static_cast<double>(n);
+  state.counters["GB/s"] = static_cast<double>(m.bytes) / per_call / 1e9;
+  state.SetLabel(std::string(name(t)));
+}
+
+void decode_args(benchmark::internal::Benchmark* b) {
+  for (int cold : {1, 0})
+    for (DType t : kTypes)
+      for (int threads : {1, 2}) b->Args({static_cast<std::int64_t>(t), threads, cold});
+}
+void batch_args(benchmark::internal::Benchmark* b) {
+  for (DType t : {DType::Q8_0, DType::Q4_0, DType::F16})
+    for (int threads : {1, 2})
+      for (std::int64_t n = 1; n <= 16; ++n) b->Args({static_cast<std::int64_t>(t), threads, n});
+}
+
+}  // namespace
+
+BENCHMARK(BM_decode)->Apply(decode_args)->UseRealTime()->Unit(benchmark::kMicrosecond)->ArgNames({"type", "threads", "dram"});
+BENCHMARK(BM_batch)->Apply(batch_args)->UseRealTime()->Unit(benchmark::kMicrosecond)->ArgNames({"type", "threads", "n"});
+
+BENCHMARK_MAIN();

@@ -1,0 +1,107 @@
+// Element-wise and normalisation kernels of a Llama block. Each takes a compile-time extent where a model
+// knows its sizes (rmsnorm<4096>(...)); the size argument is checked against it.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+#include "edgespec/core/error.hpp"
+#include "edgespec/core/extent.hpp"
+
+namespace edgespec {
+
+enum class RopeStyle {
+  Normal,  // Llama (GGML mode 0): rotate pairs (2i, 2i+1)
+  NeoX,    // GPT-NeoX / Qwen (GGML mode 2): rotate pairs (i, i + head_dim/2)
+};
+
+// out (n,) = x (n,) / sqrt(mean(x^2) + eps) * w (n,)      (out may alias x)
+template <int kN = dynamic_extent>
+void rmsnorm(float* out, const float* x, const float* w, std::int64_t n, float eps) {
+  const Extent<kN> len(n);
+  double s[4] = {0.0, 0.0, 0.0, 0.0};  // accumulated in double as GGML does; 4 chains for speed
+  const std::int64_t n4 = len.value() - len.value() % 4;
+  for (std::int64_t i = 0; i < n4; i += 4)
+    for (int c = 0; c < 4; ++c) s[c] += static_cast<double>(x[i + c] * x[i + c]);
+  for (std::int64_t i = n4; i < len.value(); ++i) s[0] += static_cast<double>(x[i] * x[i]);
+  const float mean = static_cast<float>((s[0] + s[1] + s[2] + s[3]) / static_cast<double>(len.value()));
+  const float scale = 1.0f / std::sqrt(mean + eps);
+  for (std::int64_t i = 0; i < len.value(); ++i) out[i] = x[i] * scale * w[i];
+}
+
+// v (n_heads, head_dim) rotated in place by position pos; inv_freq (head_dim/2,):
+//   theta_i = pos * inv_freq[i] (f32), (a, b) <- (a cos - b sin, a sin + b cos)
+//   Normal: (a, b) = (v[2i], v[2i+1])     NeoX: (a, b) = (v[i], v[i + head_dim/2])
+template <int kHeadDim = dynamic_extent>
+void rope_inplace(float* v, int n_heads, int head_dim, int pos, const float* inv_freq, RopeStyle style) {
+  const Extent<kHeadDim> hd(head_dim);
+  ES_CHECK(hd.value() % 2 == 0, "rope_inplace: head_dim must be even (got ", head_dim, ")");
+  const std::int64_t half = hd.value() / 2;
+  constexpr int kChunk = 64;  // cos/sin computed once per chunk of pairs, applied to every head
+  float c[kChunk], s[kChunk];
+  for (std::int64_t i0 = 0; i0 < half; i0 += kChunk) {
+    const std::int64_t m = std::min<std::int64_t>(kChunk, half - i0);
+    for (std::int64_t i = 0; i < m; ++i) {
+      const float theta = static_cast<float>(pos) * inv_freq[i0 + i];
+      c[i] = std::cos(theta);
+      s[i] = std::sin(theta);
+    }
+    for (int h = 0; h < n_heads; ++h) {
+      float* vh = v + h * hd.value();
+      for (std::int64_t i = 0; i < m; ++i) {
+        const std::int64_t ia = style == RopeStyle::Normal ? 2 * (i0 + i) : i0 + i;
+        const std::int64_t ib = style == RopeStyle::Normal ? ia + 1 : ia + half;
+        const float a = vh[ia], b = vh[ib];
+        vh[ia] = a * c[i] - b * s[i];
+        vh[ib] = a * s[i] + b * c[i];
+      }
+    }
+  }
+}
+
+// x (n,) <- exp(x - max x) / sum exp(x - max x); -inf entries become 0 (n >= 1, not all -inf)
+template <int kN = dynamic_extent>
+void softmax_inplace(float* x, std::int64_t n) {
+  const Extent<kN> len(n);
+  float mx = -std::numeric_limits<float>::infinity();
+  for (std::int64_t i = 0; i < len.value(); ++i) mx = std::max(mx, x[i]);
+  double sum = 0.0;
+  for (std::int64_t i = 0; i < len.value(); ++i) {
+    x[i] = std::exp(x[i] - mx);
+    sum += x[i];
+  }
+  const float inv = static_cast<float>(1.0 / sum);
+  for (std::int64_t i = 0; i < len.value(); ++i) x[i] *= inv;
+}
+
+// gate (n,) <- silu(gate) * up (n,),  silu(g) = g / (1 + exp(-g))
+template <int kN = dynamic_extent>
+void swiglu(float* gate_inout, const float* up, std::int64_t n) {
+  const Extent<kN> len(n);
+  for (std::int64_t i = 0; i < len.value(); ++i) {
+    const float g = gate_inout[i];
+    gate_inout[i] = g / (1.0f + std::exp(-g)) * up[i];
+  }
+}
+
+// x (n,) += y (n,)
+template <int kN = dynamic_extent>
+void add_inplace(float* x, const float* y, std::int64_t n) {
+  const Extent<kN> len(n);
+  for (std::int64_t i = 0; i < len.value(); ++i) x[i] += y[i];
+}
+
+// index of the largest of x (n,), the first one on ties; n >= 1
+template <int kN = dynamic_extent>
+[[nodiscard]] std::int64_t argmax(const float* x, std::int64_t n) {
+  const Extent<kN> len(n);
+  ES_CHECK(len.value() >= 1, "argmax: empty input");
+  std::int64_t best = 0;
+  for (std::int64_t i = 1; i < len.value(); ++i)
+    if (x[i] > x[best]) best = i;
+  return best;
+}
+
+}  // namespace edgespec

@@ -1,0 +1,125 @@
+// Transformer behaviour: batched prefill equals single steps, KV-cache rollback, fixed vs dynamic types, and
+// load-time checks of a file against a model type.
+#include <catch2/catch.hpp>
+
+#include <edgespec/edgespec.hpp>
+
+#include "test_util.hpp"
+
+namespace {
+
+using namespace edgespec;
+
+std::shared_ptr<const LlamaWeights> load(const char* rel) {
+  return std::make_shared<const LlamaWeights>(load_weights(test::model_path(rel)));
+}
+
+const std::vector<std::int32_t> kTokens = {1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421, 395, 317, 426, 338};
+
+float max_abs_diff(std::span<const float> a, std::span<const float> b) {
+  float m = 0.0f;
+  for (std::size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(a[i] - b[i]));
+  return m;
+}
+
+struct F16Only : Stories260K {
+  static constexpr WeightFormat weight = WeightFormat::F16;
+};
+struct OtherEps : Stories260K {
+  static constexpr float norm_eps = 1e-6f;
+};
+
+}  // namespace
+
+TEST_CASE("prefill of n positions equals n single steps", "[transformer]") {
+  const char* file = GENERATE("llama2c/stories260K.bin", "gguf/llama2xs-q8_0.gguf", "gguf/stories260K-f16.gguf");
+  const KvType kv = GENERATE(KvType::F16, KvType::F32);
+  const int threads = GENERATE(1, 2);
+  INFO(file << " threads " << threads << " kv " << (kv == KvType::F16 ? "f16" : "f32"));
+  auto w = load(file);
+  ThreadPool pool(threads);
+  Transformer<> batched(w, pool, 64, kv), stepped(w, pool, 64, kv);
+  const std::size_t v = static_cast<std::size_t>(w->config.vocab_size);
+  const auto span_all = batched.forward(kTokens, Logits::All);
+  const std::vector<float> rows(span_all.begin(), span_all.end());
+  REQUIRE(rows.size() == kTokens.size() * v);
+  for (std::size_t i = 0; i < kTokens.size(); ++i) {
+    const auto step = stepped.forward(std::span<const std::int32_t>(&kTokens[i], 1));
+    INFO("position " << i);
+    // f32 summation order differs between batch sizes only inside SIMD tiles: well below 1e-3.
+    CHECK(max_abs_diff(step, std::span<const float>(rows).subspan(i * v, v)) < 1e-3f);
+  }
+  for (int l = 0; l < w->config.n_layers; ++l)
+    for (int p = 0; p < static_cast<int>(kTokens.size()); ++p) {
+      CHECK(max_abs_diff(batched.key(l, p), stepped.key(l, p)) < 1e-3f);
+      CHECK(max_abs_diff(batched.value(l, p), stepped.value(l, p)) < 1e-3f);
+    }
+  // Logits::Last is the last row of Logits::All.
+  batched.reset();
+  const auto last = batched.forward(kTokens, Logits::Last);
+  CHECK(max_abs_diff(last, std::span<const float>(rows).subspan((kTokens.size() - 1) * v, v)) == 0.0f);
+}
+
+TEST_CASE("truncate rolls the KV cache back to any earlier position", "[transformer]") {
+  auto w = load("llama2c/llama2xs.bin");
+  ThreadPool pool(2);
+  Transformer<> model(w, pool, 64), fresh(w, pool, 64);
+  const std::vector<std::int32_t> other = {5, 6, 7, 8, 9, 10};
+  for (int keep : {0, 1, 5, 9, 16}) {
+    model.reset();
+    model.forward(kTokens);
+    model.truncate(keep);
+    REQUIRE(model.position() == keep);
+    // Continue with different tokens; the result must equal a fresh run over the kept prefix + those tokens.
+    std::vector<std::int32_t> seq(kTokens.begin(), kTokens.begin() + keep);
+    seq.insert(seq.end(), other.begin(), other.end());
+    const auto got = model.forward(other, Logits::All);
+    const std::vector<float> got_v(got.begin(), got.end());
+    fresh.reset();
+    const auto want = fresh.forward(seq, Logits::All);
+    const std::size_t v = static_cast<std::size_t>(w->config.vocab_size);
+    INFO("keep " << keep);
+    CHECK(max_abs_diff(got_v, want.subspan(static_cast<std::size_t>(keep) * v)) < 1e-3f);
+    for (int l = 0; l < w->config.n_layers; ++l)
+      for (int p = 0; p < static_cast<int>(seq.size()); ++p) CHECK(max_abs_diff(model.key(l, p), fresh.key(l, p)) < 1e-3f);
+  }
+  CHECK_THROWS_AS(model.truncate(model.position() + 1), Error);
+}
+
+TEST_CASE("a fixed-dimension type computes what the dynamic type computes", "[transformer]") {
+  auto w = load("gguf/stories260K-f32.gguf");
+  ThreadPool pool(1);
+  // f32 KV cache: with f16 a last-bit summation difference can flip an f16 rounding (see test_golden).
+  Transformer<Stories260K> fixed(w, pool, 64, KvType::F32);
+  Transformer<AnyLlama> any(w, pool, 64, KvType::F32);
+  const auto a = fixed.forward(kTokens, Logits::All);
+  const std::vector<float> av(a.begin(), a.end());
+  CHECK(max_abs_diff(av, any.forward(kTokens, Logits::All)) < 1e-4f);
+}
+
+TEST_CASE("loading a file into a type it does not match names the field and both values", "[transformer]") {
+  auto w = load("llama2c/stories260K.bin");
+  ThreadPool pool(1);
+  CHECK_THROWS_WITH((Transformer<Stories15M>(w, pool)),
+                    Catch::Contains("field 'dim' is 64 in the file but 288 in the model type Stories15M"));
+  CHECK_THROWS_WITH((Transformer<F16Only>(w, pool)), Catch::Contains("field 'weight_type' is F32"));
+  CHECK_THROWS_WITH((Transformer<OtherEps>(w, pool)), Catch::Contains("field 'norm_eps'"));
+  auto x = load("llama2c/llama2xs.bin");  // ffn 192, not 172
+  CHECK_THROWS_WITH((Transformer<Stories260K>(x, pool)),
+                    Catch::Contains("field 'ffn_dim' is 192 in the file but 172 in the model type Stories260K"));
+}
+
+TEST_CASE("forward rejects bad input without corrupting state", "[transformer]") {
+  auto w = load("llama2c/stories260K.bin");
+  ThreadPool pool(1);
+  Transformer<> model(w, pool, 8);
+  const std::vector<std::int32_t> bad = {1, 512};
+  CHECK_THROWS_WITH(model.forward(bad), Catch::Contains("token id 512 is out of range"));
+  CHECK(model.position() == 0);
+  const std::vector<std::int32_t> many(9, 1);
+  CHECK_THROWS_WITH(model.forward(many), Catch::Contains("context overflow"));
+  CHECK(model.position() == 0);
+  CHECK_THROWS_AS(model.forward({}), Error);
+  const std::vector<int> skip = {7};
+  CHECK_THROWS_AS(model.set_skipped_layers(skip), Error);
+}
