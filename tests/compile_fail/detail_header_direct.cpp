@@ -1,0 +1,2 @@
+// Internal headers refuse direct inclusion.
+#include <edgespec/tokenizer/detail/spm.hpp>
