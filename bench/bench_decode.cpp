@@ -1,0 +1,148 @@
+// Decode throughput of synthetic Llama-3.2-1B-shaped models (random weights, real shapes) per weight type and
+// thread count, with the effective weight bandwidth next to a read-bandwidth probe measured in the same run,
+// and the verification cost curve: time of one forward over n positions / time of a forward over 1.
+//
+//   bench_decode [--benchmark_filter=...]
+//   EDGESPEC_BENCH_DIR     where the synthetic models are written once (default: ./bench-models)
+//   EDGESPEC_BENCH_SHAPE   shape name for edgespec-synth (default llama-3.2-1b)
+//   EDGESPEC_BENCH_LAYERS  override the layer count (quick runs); 0 = the shape's
+#include <benchmark/benchmark.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <memory>
+
+#include <edgespec/edgespec.hpp>
+#include <edgespec/io/gguf_export.hpp>
+
+#include "bandwidth.hpp"
+
+namespace {
+
+using namespace edgespec;
+namespace fs = std::filesystem;
+
+std::string env_or(const char* name, const char* def) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0' ? v : def;
+}
+
+// The synthetic model of one weight type, written on first use and kept in EDGESPEC_BENCH_DIR.
+std::shared_ptr<const LlamaWeights> model_of(DType type) {
+  static std::map<DType, std::shared_ptr<const LlamaWeights>> cache;
+  if (auto it = cache.find(type); it != cache.end()) return it->second;
+  const std::string shape = env_or("EDGESPEC_BENCH_SHAPE", "llama-3.2-1b");
+  const int layers = std::atoi(env_or("EDGESPEC_BENCH_LAYERS", "0").c_str());
+  const fs::path dir = env_or("EDGESPEC_BENCH_DIR", "bench-models");
+  fs::create_directories(dir);
+  std::string file = shape + "-" + std::string(name(type)) + (layers > 0 ? "-L" + std::to_string(layers) : "") + ".gguf";
+  for (char& c : file) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  const fs::path path = dir / file;
+  if (!fs::exists(path)) {
+    std::cerr << "bench_decode: writing " << path << " (once)...\n";
+    ThreadPool pool(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+    SynthOptions o;
+    o.shape = shape;
+    o.type = type;
+    o.seed = 1;
+    o.layers = layers;
+    o.ctx = 4096;
+    o.pool = &pool;
+    const fs::path tmp = path.string() + ".part";
+    synth_llama_gguf(tmp.string(), o);
+    fs::rename(tmp, path);
+  }
+  auto w = std::make_shared<const LlamaWeights>(load_weights(path.string()));
+  cache[type] = w;
+  return w;
+}
+
+// Read bandwidth probe per thread count, measured once per run.
+double probe_bytes_per_second(int threads) {
+  static std::map<int, double> cache;
+  if (auto it = cache.find(threads); it != cache.end()) return it->second;
+  ThreadPool pool(threads);
+  return cache[threads] = bench::read_bandwidth(pool, std::size_t{1} << 30);
+}
+
+constexpr int kCtx = 1024;
+
+// One decode step (a forward over one position) per iteration, as generation does after the prompt.
+void BM_decode(benchmark::State& state, DType type) {
+  const int threads = static_cast<int>(state.range(0));
+  auto w = model_of(type);
+  const double probe = probe_bytes_per_second(threads);
+  ThreadPool pool(threads);
+  Transformer<> model(w, pool, kCtx);
+  const std::vector<std::int32_t> prompt = {1, 100, 200, 300, 400, 500, 600, 700};
+  model.forward(prompt);
+  std::int32_t tok = 42;
+  for (auto _ : state) {
+    if (model.position() >= 256) model.truncate(static_cast<int>(prompt.size()));
+    const auto logits = model.forward(std::span<const std::int32_t>(&tok, 1));
+    tok = greedy_token(logits);
+    benchmark::DoNotOptimize(tok);
+  }
+  const double bytes = static_cast<double>(w->bytes_per_token());
+  state.counters["tok/s"] = benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+  state.counters["weights_GB/s"] =
+      benchmark::Counter(bytes * static_cast<double>(state.iterations()) / 1e9, benchmark::Counter::kIsRate);
+  state.counters["probe_GB/s"] = probe / 1e9;
+  state.counters["weights_MB"] = bytes / 1e6;
+  state.SetLabel(std::string(name(type)) + ", " + std::to_string(threads) + " thread(s)");
+}
+
+// Verification cost: one forward over n positions (all logits), divided by a forward over one position.
+void BM_verify(benchmark::State& state, DType type) {
+  const int n = static_cast<int>(state.range(0));
+  const int threads = static_cast<int>(state.range(1));
+  auto w = model_of(type);
+  ThreadPool pool(threads);
+  Transformer<> model(w, pool, kCtx);
+  std::vector<std::int32_t> prompt(64);
+  for (std::size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<std::int32_t>(1 + 37 * i % 1000);
+  model.forward(prompt);
+  std::vector<std::int32_t> draft(static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i) draft[static_cast<std::size_t>(i)] = 7 + 13 * i;
+  auto time_forward = [&](std::span<const std::int32_t> toks) {
+    const auto t0 = std::chrono::steady_clock::now();
+    benchmark::DoNotOptimize(model.forward(toks, Logits::All).data());
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    model.truncate(64);
+    return s;
+  };
+  // Baseline in the same process and state: best of 5 single-position forwards.
+  double t1 = 1e30;
+  for (int r = 0; r < 5; ++r) t1 = std::min(t1, time_forward(std::span<const std::int32_t>(draft.data(), 1)));
+  double best = 1e30;
+  for (auto _ : state) {
+    const double s = time_forward(draft);
+    best = std::min(best, s);
+    state.SetIterationTime(s);
+  }
+  state.counters["cost_vs_n1"] = best / t1;
+  state.counters["ms_per_forward"] = best * 1e3;
+  state.SetLabel(std::string(name(type)) + ", n=" + std::to_string(n) + ", " + std::to_string(threads) + " thread(s)");
+}
+
+}  // namespace
+
+BENCHMARK_CAPTURE(BM_decode, f32, DType::F32)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->MinTime(2.0);
+BENCHMARK_CAPTURE(BM_decode, f16, DType::F16)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->MinTime(2.0);
+BENCHMARK_CAPTURE(BM_decode, q8_0, DType::Q8_0)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->MinTime(2.0);
+BENCHMARK_CAPTURE(BM_decode, q4_0, DType::Q4_0)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->MinTime(2.0);
+BENCHMARK_CAPTURE(BM_verify, q8_0, DType::Q8_0)
+    ->ArgsProduct({{1, 2, 3, 4, 5, 6, 8, 12, 16}, {1, 2}})
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(5);
+BENCHMARK_CAPTURE(BM_verify, q4_0, DType::Q4_0)
+    ->ArgsProduct({{1, 2, 4, 8, 16}, {2}})
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(5);
+
+BENCHMARK_MAIN();
