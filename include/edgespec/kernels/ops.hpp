@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <limits>
 
+#include <Eigen/Core>
+
 #include "edgespec/core/error.hpp"
 #include "edgespec/core/extent.hpp"
 
@@ -17,18 +19,25 @@ enum class RopeStyle {
   NeoX,    // GPT-NeoX / Qwen (GGML mode 2): rotate pairs (i, i + head_dim/2)
 };
 
+namespace detail {
+// Eigen column array of a compile-time length, or Eigen::Dynamic for dynamic_extent.
+template <int kN>
+using ArrayN = Eigen::Array<float, kN == dynamic_extent ? Eigen::Dynamic : kN, 1>;
+template <int kN>
+using ConstArrayMap = Eigen::Map<const ArrayN<kN>, Eigen::Unaligned>;
+template <int kN>
+using ArrayMap = Eigen::Map<ArrayN<kN>, Eigen::Unaligned>;
+}  // namespace detail
+
 // out (n,) = x (n,) / sqrt(mean(x^2) + eps) * w (n,)      (out may alias x)
+// The sum of squares is accumulated in double, as GGML does.
 template <int kN = dynamic_extent>
 void rmsnorm(float* out, const float* x, const float* w, std::int64_t n, float eps) {
   const Extent<kN> len(n);
-  double s[4] = {0.0, 0.0, 0.0, 0.0};  // accumulated in double as GGML does; 4 chains for speed
-  const std::int64_t n4 = len.value() - len.value() % 4;
-  for (std::int64_t i = 0; i < n4; i += 4)
-    for (int c = 0; c < 4; ++c) s[c] += static_cast<double>(x[i + c] * x[i + c]);
-  for (std::int64_t i = n4; i < len.value(); ++i) s[0] += static_cast<double>(x[i] * x[i]);
-  const float mean = static_cast<float>((s[0] + s[1] + s[2] + s[3]) / static_cast<double>(len.value()));
-  const float scale = 1.0f / std::sqrt(mean + eps);
-  for (std::int64_t i = 0; i < len.value(); ++i) out[i] = x[i] * scale * w[i];
+  const detail::ConstArrayMap<kN> xa(x, len.value()), wa(w, len.value());
+  const double sum_sq = (xa * xa).template cast<double>().sum();
+  const float scale = 1.0f / std::sqrt(static_cast<float>(sum_sq / static_cast<double>(len.value())) + eps);
+  detail::ArrayMap<kN>(out, len.value()) = xa * scale * wa;
 }
 
 // v (n_heads, head_dim) rotated in place by position pos; inv_freq (head_dim/2,):
@@ -65,32 +74,24 @@ void rope_inplace(float* v, int n_heads, int head_dim, int pos, const float* inv
 template <int kN = dynamic_extent>
 void softmax_inplace(float* x, std::int64_t n) {
   const Extent<kN> len(n);
-  float mx = -std::numeric_limits<float>::infinity();
-  for (std::int64_t i = 0; i < len.value(); ++i) mx = std::max(mx, x[i]);
-  double sum = 0.0;
-  for (std::int64_t i = 0; i < len.value(); ++i) {
-    x[i] = std::exp(x[i] - mx);
-    sum += x[i];
-  }
-  const float inv = static_cast<float>(1.0 / sum);
-  for (std::int64_t i = 0; i < len.value(); ++i) x[i] *= inv;
+  detail::ArrayMap<kN> xa(x, len.value());
+  xa = (xa - xa.maxCoeff()).exp();
+  xa *= static_cast<float>(1.0 / xa.template cast<double>().sum());
 }
 
 // gate (n,) <- silu(gate) * up (n,),  silu(g) = g / (1 + exp(-g))
 template <int kN = dynamic_extent>
 void swiglu(float* gate_inout, const float* up, std::int64_t n) {
   const Extent<kN> len(n);
-  for (std::int64_t i = 0; i < len.value(); ++i) {
-    const float g = gate_inout[i];
-    gate_inout[i] = g / (1.0f + std::exp(-g)) * up[i];
-  }
+  detail::ArrayMap<kN> g(gate_inout, len.value());
+  g = g / (1.0f + (-g).exp()) * detail::ConstArrayMap<kN>(up, len.value());
 }
 
 // x (n,) += y (n,)
 template <int kN = dynamic_extent>
 void add_inplace(float* x, const float* y, std::int64_t n) {
   const Extent<kN> len(n);
-  for (std::int64_t i = 0; i < len.value(); ++i) x[i] += y[i];
+  detail::ArrayMap<kN>(x, len.value()) += detail::ConstArrayMap<kN>(y, len.value());
 }
 
 // index of the largest of x (n,), the first one on ties; n >= 1
