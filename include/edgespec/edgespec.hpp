@@ -14,6 +14,7 @@
 #include "edgespec/core/error.hpp"
 #include "edgespec/core/extent.hpp"
 #include "edgespec/io/gguf.hpp"
+#include "edgespec/io/gguf_export.hpp"
 #include "edgespec/io/gguf_writer.hpp"
 #include "edgespec/io/mapped_file.hpp"
 #include "edgespec/kernels/matmul.hpp"

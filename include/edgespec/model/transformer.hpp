@@ -23,6 +23,7 @@
 #include <cmath>
 #include <cstdint>
 #include <memory>
+#include <new>
 #include <span>
 #include <string>
 #include <type_traits>
@@ -101,8 +102,14 @@ class Transformer {
     c_.max_seq = max_seq;
     const auto kv_floats = static_cast<std::size_t>(c_.n_layers) * max_seq * c_.kv_dim();
     const std::size_t elem = kv_type_ == KvType::F16 ? 2 : 4;
-    k_cache_.assign(kv_floats * elem, std::byte{0});
-    v_cache_.assign(kv_floats * elem, std::byte{0});
+    try {
+      k_cache_.assign(kv_floats * elem, std::byte{0});
+      v_cache_.assign(kv_floats * elem, std::byte{0});
+    } catch (const std::bad_alloc&) {
+      throw_error(w_->path, ": the KV cache for max_seq ", max_seq, " needs ",
+                  static_cast<double>(2 * kv_floats * elem) / (1 << 30), " GiB, which cannot be allocated; pass a "
+                  "smaller max_seq (context length)");
+    }
     inv_freq_ = c_.rope_inv_freq();
     if (!w_->rope_freq_divisors.empty())
       for (std::size_t i = 0; i < inv_freq_.size(); ++i) inv_freq_[i] /= w_->rope_freq_divisors[i];

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -223,7 +224,9 @@ inline LlamaWeights load_llama2c_fp32(std::shared_ptr<MappedFile> file) {
   ByteReader r(file->data(), file->size(), file->path());
   auto h = r.read<Llama2cHeader>("llama2.c header");
   const bool shared = h.vocab_size > 0;
-  if (h.vocab_size < 0) h.vocab_size = -h.vocab_size;
+  // INT32_MIN has no positive counterpart (negating it is UB, found by tests/test_fuzz_formats.cpp under UBSan):
+  // leave it negative so validate_config rejects it as out of range.
+  if (h.vocab_size < 0 && h.vocab_size != std::numeric_limits<std::int32_t>::min()) h.vocab_size = -h.vocab_size;
   w.config = config_from_llama2c(w.path, h, shared);
   const ModelConfig& c = w.config;
   const std::int64_t d = c.dim, kv = c.kv_dim(), ff = c.ffn_dim, v = c.vocab_size, L = c.n_layers;
