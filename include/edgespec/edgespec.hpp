@@ -8,6 +8,7 @@
 //   model/      architectures as types, weight loading (GGUF, llama2.c), the transformer
 //   tokenizer/  SentencePiece-style BPE and GPT-2 byte-level BPE, as llama.cpp tokenizes
 //   sampling/   greedy, temperature, top-k, top-p
+//   speculative/ Pipeline<Draft<...>, Target<...>, DraftLen<N>>: drafting, exact verification, statistics
 #pragma once
 
 #include "edgespec/core/dtype.hpp"
@@ -23,9 +24,13 @@
 #include "edgespec/model/arch.hpp"
 #include "edgespec/model/config.hpp"
 #include "edgespec/model/transformer.hpp"
+#include "edgespec/model/requantize.hpp"
 #include "edgespec/model/weights.hpp"
 #include "edgespec/runtime/generate.hpp"
 #include "edgespec/runtime/thread_pool.hpp"
 #include "edgespec/sampling/sampler.hpp"
+#include "edgespec/speculative/pipeline.hpp"
+#include "edgespec/speculative/properties.hpp"
+#include "edgespec/speculative/verify.hpp"
 #include "edgespec/tokenizer/tokenizer.hpp"
 #include "edgespec/tokenizer/vocab.hpp"

@@ -7,6 +7,11 @@
 #include <cstdint>
 #include <limits>
 
+// GCC 12 reports a false -Wmaybe-uninitialized inside Eigen 3.4's AVX-512 exp (an _mm512_undefined operand).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <Eigen/Core>
 
 #include "edgespec/core/error.hpp"
@@ -106,3 +111,7 @@ template <int kN = dynamic_extent>
 }
 
 }  // namespace edgespec
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif

@@ -59,6 +59,7 @@ struct LlamaWeights {
   std::shared_ptr<MappedFile> mapping;
   std::shared_ptr<GgufFile> gguf;  // kept for the embedded tokenizer
   std::vector<std::vector<std::byte>> owned;
+  std::shared_ptr<const LlamaWeights> base;  // weights this one borrows from (requantize), kept alive
 
   // Bytes of weights one forward pass reads (all layer matrices + classifier; one embedding row is negligible).
   [[nodiscard]] std::int64_t bytes_per_token() const noexcept {

@@ -1,0 +1,381 @@
+// Pipeline<Props...>: speculative sampling with a draft and a target model, configured by types.
+//
+// One round (gamma = draft length, t = the last emitted token, not yet in either KV cache):
+//
+//   draft:   q_1 = D(t)  d_1 ~ q_1 | q_2 = D(d_1)  d_2 ~ q_2 | ... | d_gamma ~ q_gamma      gamma small forwards
+//   target:  p_1 .. p_{gamma+1} = T(t, d_1, ..., d_gamma)                                   ONE batched forward
+//   verify:  keep d_1..d_k, then one more token (correction or bonus)                         k + 1 tokens out
+//   caches:  target.truncate(prefix + 1 + k); the draft keeps its accepted prefix and is brought up to date
+//            with the last token (and d_gamma when all were accepted) in the next round's first forward
+//
+// Both caches always hold exactly the emitted sequence minus the tokens still pending for them, so output with
+// greedy verification is target-only greedy decoding, token for token, and with stochastic verification its
+// distribution is the target's (verify.hpp).
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <utility>
+#include <vector>
+
+#include "edgespec/core/error.hpp"
+#include "edgespec/model/transformer.hpp"
+#include "edgespec/runtime/generate.hpp"
+#include "edgespec/sampling/sampler.hpp"
+#include "edgespec/speculative/properties.hpp"
+#include "edgespec/speculative/verify.hpp"
+#include "edgespec/tokenizer/vocab.hpp"
+
+namespace edgespec {
+
+struct PipelineOptions {
+  SamplingParams sampling{};        // applied to p and q alike
+  int max_seq = 0;                  // KV-cache length of both models (0: the target type's / file's)
+  KvType kv_type = KvType::F16;
+  std::vector<int> skip_layers;     // self-speculative draft with SkipLayers<>: the layers to skip
+  int draft_len = 0;                // AdaptiveDraftLen pipelines: a fixed length in [Min, Max] (0: adapt)
+  float early_stop = -1.0f;         // stop drafting when max q < this; < 0: the pipeline's EarlyStop<P>
+  std::int32_t eos_id = -1;         // with stop_at_eos
+  bool stop_at_eos = false;
+};
+
+struct SpeculativeStats {
+  GenerationStats gen;                   // prompt/prefill/decode times and token counts (decode = all rounds)
+  int rounds = 0;
+  int drafted = 0;                       // draft tokens proposed
+  int accepted = 0;                      // draft tokens accepted
+  int rejections = 0;                    // rounds that ended with a rejected draft token
+  std::vector<int> drafted_at;           // per draft position i (0-based): rounds that proposed a token there
+  std::vector<int> accepted_at;          // ... and accepted it
+  double draft_seconds = 0.0;            // draft forwards
+  double verify_seconds = 0.0;           // target forwards
+  double sample_seconds = 0.0;           // distributions, draws, verification arithmetic
+
+  // alpha = accepted / drafted
+  [[nodiscard]] double acceptance_rate() const noexcept { return drafted > 0 ? double(accepted) / drafted : 0.0; }
+  // Per-trial acceptance: accepted / (accepted + rejections), Leviathan's alpha estimated without the draft
+  // tokens that were never tested because an earlier one was rejected.
+  [[nodiscard]] double acceptance_per_trial() const noexcept {
+    return accepted + rejections > 0 ? double(accepted) / (accepted + rejections) : 0.0;
+  }
+  [[nodiscard]] double tokens_per_round() const noexcept {
+    return rounds > 0 ? double(gen.generated_tokens) / rounds : 0.0;
+  }
+  [[nodiscard]] std::vector<double> acceptance_by_position() const {
+    std::vector<double> a(drafted_at.size());
+    for (std::size_t i = 0; i < a.size(); ++i) a[i] = drafted_at[i] > 0 ? double(accepted_at[i]) / drafted_at[i] : 0.0;
+    return a;
+  }
+};
+
+struct SpeculativeResult {
+  std::vector<std::int32_t> tokens;
+  SpeculativeStats stats;
+};
+
+// Throws unless two vocabularies are the same: size, BOS/EOS and every token text, naming the first difference.
+inline void check_same_vocabulary(const Vocab& draft, const Vocab& target) {
+  ES_CHECK(draft.size() == target.size(), "Draft and Target must share a vocabulary (draft: ", draft.size(),
+           " tokens, target: ", target.size(), ")");
+  ES_CHECK(draft.bos == target.bos && draft.eos == target.eos, "Draft and Target must share a vocabulary (BOS/EOS ",
+           draft.bos, "/", draft.eos, " in the draft, ", target.bos, "/", target.eos, " in the target)");
+  for (int i = 0; i < draft.size(); ++i)
+    ES_CHECK(draft.tokens[static_cast<std::size_t>(i)] == target.tokens[static_cast<std::size_t>(i)],
+             "Draft and Target must share a vocabulary (token ", i, " is '", draft.tokens[static_cast<std::size_t>(i)],
+             "' in the draft and '", target.tokens[static_cast<std::size_t>(i)], "' in the target)");
+}
+
+template <class... Props>
+class Pipeline {
+  using props = detail::pipeline_props<Props...>;
+
+ public:
+  using draft_property = typename props::draft;
+  using target_property = typename props::target;
+  using draft_length = typename props::draft_length;
+  using verification = typename props::verification;
+  using schedule = typename props::schedule;
+  using target_arch = typename target_property::arch;
+  static constexpr bool self_speculative = draft_property::self_speculative;
+  // A self-speculative draft is the target's architecture (and weights) with layers skipped.
+  using draft_arch = std::conditional_t<self_speculative, target_arch, typename draft_property::arch>;
+  using draft_placement = typename draft_property::placement;
+  using target_placement = typename target_property::placement;
+  static_assert(detail::vocab_check<draft_arch::vocab_size, target_arch::vocab_size>::value);
+  static_assert(!(self_speculative && draft_property::arch_given),
+                "Draft<SkipLayers<...>> is the target with layers skipped: do not give it an architecture");
+
+  // Two models. For a self-speculative pipeline pass the target's weights twice (or use the 3-argument form).
+  Pipeline(std::shared_ptr<const LlamaWeights> target, std::shared_ptr<const LlamaWeights> draft, ThreadPool& pool,
+           PipelineOptions opt = {})
+      : opt_(std::move(opt)),
+        target_(checked(target, target_placement{}, "Target"), pool, opt_.max_seq, opt_.kv_type),
+        draft_(checked(self_speculative ? target : draft, draft_placement{}, "Draft"), pool,
+               opt_.max_seq > 0 ? opt_.max_seq : target_.config().max_seq, opt_.kv_type),
+        sampler_(opt_.sampling) {
+    ES_CHECK(draft_.config().vocab_size == target_.config().vocab_size,
+             "Draft and Target must share a vocabulary (draft: ", draft_.config().vocab_size,
+             ", target: ", target_.config().vocab_size, ")");
+    if (draft_.weights().gguf && target_.weights().gguf && !self_speculative)
+      check_same_vocabulary(vocab_from_gguf(*draft_.weights().gguf), vocab_from_gguf(*target_.weights().gguf));
+    if constexpr (self_speculative) {
+      if constexpr (draft_property::skip::layers.size() > 0) {
+        ES_CHECK(opt_.skip_layers.empty(), "Draft<SkipLayers<...>> fixes the skipped layers; leave "
+                                           "PipelineOptions::skip_layers empty");
+        draft_.set_skipped_layers(draft_property::skip::layers);
+      } else {
+        draft_.set_skipped_layers(opt_.skip_layers);
+      }
+      ES_CHECK(static_cast<int>(skipped_count()) < target_.config().n_layers,
+               "self-speculative draft: skipping every layer leaves no model");
+    } else {
+      ES_CHECK(opt_.skip_layers.empty(), "PipelineOptions::skip_layers needs a Draft<SkipLayers<>> pipeline");
+    }
+    if (opt_.draft_len != 0)
+      ES_CHECK(opt_.draft_len >= draft_length::min && opt_.draft_len <= draft_length::max, "draft length ",
+               opt_.draft_len, " is out of this pipeline's range [", draft_length::min, ", ", draft_length::max, "]");
+    early_stop_ = opt_.early_stop >= 0.0f ? opt_.early_stop : props::early_stop::threshold;
+    ES_CHECK(early_stop_ < 1.0f, "early stop threshold ", early_stop_, " must be below 1");
+    gamma_ = opt_.draft_len != 0 ? opt_.draft_len : draft_length::max;
+  }
+  // Self-speculative: the draft is the target with layers skipped.
+  Pipeline(std::shared_ptr<const LlamaWeights> target, ThreadPool& pool, PipelineOptions opt = {})
+    requires self_speculative
+      : Pipeline(target, target, pool, std::move(opt)) {}
+
+  [[nodiscard]] Transformer<target_arch>& target() noexcept { return target_; }
+  [[nodiscard]] Transformer<draft_arch>& draft() noexcept { return draft_; }
+  [[nodiscard]] const PipelineOptions& options() const noexcept { return opt_; }
+  // The draft length the next round will use.
+  [[nodiscard]] int draft_len() const noexcept { return gamma_; }
+
+  // Starts a sequence: both models prefill the prompt except its last token, which the first round feeds.
+  void begin(std::span<const std::int32_t> prompt) {
+    ES_CHECK(!prompt.empty(), "speculative generation: the prompt has no tokens (add BOS)");
+    ES_CHECK(static_cast<int>(prompt.size()) < target_.config().max_seq, "speculative generation: the prompt (",
+             prompt.size(), " tokens) does not fit the context of ", target_.config().max_seq);
+    target_.reset();
+    draft_.reset();
+    stats_ = SpeculativeStats{};
+    stats_.drafted_at.assign(static_cast<std::size_t>(draft_length::max), 0);
+    stats_.accepted_at.assign(static_cast<std::size_t>(draft_length::max), 0);
+    stats_.gen.prompt_tokens = static_cast<int>(prompt.size());
+    sampler_ = Sampler(opt_.sampling);
+    const auto t0 = clock::now();
+    if (prompt.size() > 1) {
+      target_.forward(prompt.first(prompt.size() - 1));
+      draft_.forward(prompt.first(prompt.size() - 1));
+    }
+    stats_.gen.prefill_seconds = seconds_since(t0);
+    seq_.assign(prompt.begin(), prompt.end());
+    last_ = prompt.back();
+    draft_pending_.assign(1, last_);
+  }
+
+  // One draft-verify round; returns the k + 1 emitted tokens (fewer near the end of the context).
+  std::span<const std::int32_t> round() {
+    emitted_.clear();
+    const int room = target_.config().max_seq - target_.position() - 1;  // positions left after feeding `last_`
+    ES_CHECK(room >= 0, "speculative generation: the context of ", target_.config().max_seq, " is full");
+    const int gamma = std::min(gamma_, room);
+    const std::size_t vocab = static_cast<std::size_t>(target_.vocab_size());
+    const bool greedy = use_greedy();
+
+    // ---- draft ----
+    auto t0 = clock::now();
+    drafts_.clear();
+    q_.resize(static_cast<std::size_t>(std::max(gamma, 1)) * vocab);
+    if (gamma > 0) {
+      if constexpr (!draft_length::adaptive)
+        [&]<int... I>(std::integer_sequence<int, I...>) {
+          (draft_step(I, greedy, vocab) && ...);  // unrolled; stops at the first false (early stop)
+        }(std::make_integer_sequence<int, draft_length::max>{});
+      else
+        for (int i = 0; i < gamma && draft_step(i, greedy, vocab); ++i) {
+        }
+    }
+    const int g = static_cast<int>(drafts_.size());
+    stats_.draft_seconds += seconds_since(t0);
+
+    // ---- verify: one target forward over [last, d_1 .. d_g] ----
+    t0 = clock::now();
+    const int base = target_.position();
+    verify_in_.assign(1, last_);
+    verify_in_.insert(verify_in_.end(), drafts_.begin(), drafts_.end());
+    const std::span<const float> logits = target_.forward(verify_in_, Logits::All);
+    stats_.verify_seconds += seconds_since(t0);
+
+    t0 = clock::now();
+    VerifyResult vr;
+    if (greedy) {
+      vr = verify_greedy(drafts_, logits, vocab);
+    } else {
+      p_.resize(static_cast<std::size_t>(g + 1) * vocab);
+      for (int i = 0; i <= g; ++i)
+        distribution(logits.subspan(static_cast<std::size_t>(i) * vocab, vocab), opt_.sampling,
+                     std::span<float>(p_).subspan(static_cast<std::size_t>(i) * vocab, vocab), scratch_ids_);
+      vr = verify_stochastic(drafts_, p_, std::span<const float>(q_).first(static_cast<std::size_t>(g) * vocab), vocab,
+                             sampler_.rng(), residual_);
+    }
+    stats_.sample_seconds += seconds_since(t0);
+
+    // ---- bookkeeping and rollback ----
+    const int k = vr.accepted;
+    ++stats_.rounds;
+    stats_.drafted += g;
+    stats_.accepted += k;
+    if (k < g) ++stats_.rejections;
+    for (int i = 0; i < g; ++i) {
+      ++stats_.drafted_at[static_cast<std::size_t>(i)];
+      if (i < k) ++stats_.accepted_at[static_cast<std::size_t>(i)];
+    }
+    emitted_.assign(drafts_.begin(), drafts_.begin() + k);
+    emitted_.push_back(vr.next_token);
+    seq_.insert(seq_.end(), emitted_.begin(), emitted_.end());
+    const int fed = static_cast<int>(seq_.size()) - 1;  // every token but the newest is now valid in a cache
+    target_.truncate(base + 1 + k);                      // == fed: keeps `last` and d_1..d_k
+    // The draft fed its pending tokens and d_1..d_{g-1}: those up to d_k are right. What it lacks (d_g when all
+    // were accepted, and the newest token) it feeds in the next round's first forward.
+    const int keep = std::min(draft_.position(), fed);
+    draft_.truncate(keep);
+    draft_pending_.assign(seq_.begin() + keep, seq_.end());
+    last_ = vr.next_token;
+    if constexpr (draft_length::adaptive)
+      if (opt_.draft_len == 0) adapt(g, k);
+    return emitted_;
+  }
+
+  // Prefill + rounds until n_tokens are emitted (or EOS with stop_at_eos).
+  SpeculativeResult generate(std::span<const std::int32_t> prompt, int n_tokens,
+                             const std::function<bool(std::int32_t)>& on_token = {}) {
+    ES_CHECK(n_tokens >= 0, "generate: n_tokens ", n_tokens, " must be >= 0");
+    ES_CHECK(static_cast<std::int64_t>(prompt.size()) + n_tokens <= target_.config().max_seq, "generate: prompt (",
+             prompt.size(), " tokens) + ", n_tokens, " new tokens exceed the context of ", target_.config().max_seq);
+    begin(prompt);
+    SpeculativeResult r;
+    const auto t0 = clock::now();
+    bool done = n_tokens == 0;
+    while (!done) {
+      for (const std::int32_t t : round()) {
+        r.tokens.push_back(t);
+        if ((on_token && !on_token(t)) || static_cast<int>(r.tokens.size()) >= n_tokens ||
+            (opt_.stop_at_eos && t == opt_.eos_id)) {
+          done = true;
+          break;
+        }
+      }
+    }
+    stats_.gen.decode_seconds = seconds_since(t0);
+    stats_.gen.generated_tokens = static_cast<int>(r.tokens.size());
+    stats_.gen.sample_seconds = stats_.sample_seconds;
+    r.stats = stats_;
+    return r;
+  }
+
+  [[nodiscard]] const SpeculativeStats& stats() const noexcept { return stats_; }
+
+ private:
+  using clock = std::chrono::steady_clock;
+  static double seconds_since(clock::time_point t0) {
+    return std::chrono::duration<double>(clock::now() - t0).count();
+  }
+
+  template <class P>
+  static std::shared_ptr<const LlamaWeights> checked(std::shared_ptr<const LlamaWeights> w, P, const char* role) {
+    ES_CHECK(w != nullptr, role, ": no model given");
+    if constexpr (!P::available)
+      throw_error(role, "<", P::name, ">: no ", P::name, " device is available to this build (the OpenCL backend "
+                  "that runs models on a GPU is not part of it yet); place the model OnCPU");
+    return w;
+  }
+
+  [[nodiscard]] std::size_t skipped_count() const {
+    if constexpr (self_speculative)
+      return draft_property::skip::layers.size() > 0 ? draft_property::skip::layers.size() : opt_.skip_layers.size();
+    return 0;
+  }
+
+  [[nodiscard]] bool use_greedy() const noexcept {
+    if constexpr (verification::mode == GreedyVerify::mode) return true;
+    else if constexpr (verification::mode == StochasticVerify::mode) return false;
+    else return opt_.sampling.greedy();
+  }
+
+  // Draft token i: forward the pending tokens (i == 0) or d_{i-1}, then pick d_i. Returns false to stop drafting.
+  bool draft_step(int i, bool greedy, std::size_t vocab) {
+    if (i >= gamma_limit()) return false;
+    std::span<const float> logits;
+    if (i == 0) logits = draft_.forward(draft_pending_);
+    else logits = draft_.forward(std::span<const std::int32_t>(&drafts_.back(), 1));
+    std::span<float> qi(q_.data() + static_cast<std::size_t>(i) * vocab, vocab);
+    std::int32_t d;
+    float top;
+    if (greedy) {
+      d = greedy_token(logits);
+      top = early_stop_ > 0.0f ? top_probability(logits, static_cast<std::size_t>(d)) : 1.0f;
+    } else {
+      distribution(logits, opt_.sampling, qi, scratch_ids_);
+      d = draw(qi, sampler_.rng());
+      top = early_stop_ > 0.0f ? *std::max_element(qi.begin(), qi.end()) : 1.0f;
+    }
+    if (i > 0 && top < early_stop_) return false;  // early stop: never below one draft token
+    drafts_.push_back(d);
+    return true;
+  }
+  [[nodiscard]] int gamma_limit() const noexcept {
+    return std::min(gamma_, target_.config().max_seq - target_.position() - 1);
+  }
+
+  // softmax(logits)[best] without materializing the distribution
+  static float top_probability(std::span<const float> logits, std::size_t best) {
+    const float m = logits[best];
+    double sum = 0.0;
+    for (const float l : logits) sum += std::exp(static_cast<double>(l - m));
+    return static_cast<float>(1.0 / sum);
+  }
+
+  // Adaptive draft length: with per-token acceptance alpha and draft/target cost ratio c, a round of length g
+  // yields E[tokens] = (1 - alpha^(g+1)) / (1 - alpha) for a cost of (g c + 1) target forwards (Leviathan et al.
+  // 2023, eq. 1 and thm 3.8); choose g in [Min, Max] maximizing their ratio. alpha and c are running averages.
+  void adapt(int g, int k) {
+    constexpr double decay = 0.8;
+    const double trial = k < g ? double(k) / (k + 1) : 1.0;  // this round's per-trial acceptance
+    alpha_ = alpha_ < 0 ? trial : decay * alpha_ + (1 - decay) * trial;
+    if (stats_.verify_seconds > 0 && stats_.drafted > 0) {
+      const double per_draft = stats_.draft_seconds / stats_.drafted;
+      const double per_verify = stats_.verify_seconds / stats_.rounds;
+      cost_ratio_ = per_draft / per_verify;
+    }
+    const double a = std::min(alpha_, 0.999);
+    double best = -1.0;
+    for (int len = draft_length::min; len <= draft_length::max; ++len) {
+      const double value = (1.0 - std::pow(a, len + 1)) / (1.0 - a) / (len * cost_ratio_ + 1.0);
+      if (value > best) {
+        best = value;
+        gamma_ = len;
+      }
+    }
+  }
+
+  PipelineOptions opt_;
+  Transformer<target_arch> target_;
+  Transformer<draft_arch> draft_;
+  Sampler sampler_;
+  float early_stop_ = 0.0f;
+  int gamma_ = 1;
+  double alpha_ = -1.0;
+  double cost_ratio_ = 0.1;
+  std::int32_t last_ = 0;
+  std::vector<std::int32_t> seq_;  // the whole sequence: prompt and emitted tokens
+  std::vector<std::int32_t> draft_pending_, drafts_, verify_in_, emitted_, scratch_ids_;
+  std::vector<float> q_, p_, residual_;
+  SpeculativeStats stats_;
+};
+
+}  // namespace edgespec
