@@ -154,6 +154,10 @@ class Pipeline {
   [[nodiscard]] const PipelineOptions& options() const noexcept { return opt_; }
   // The draft length the next round will use.
   [[nodiscard]] int draft_len() const noexcept { return gamma_; }
+  // The sequence so far: prompt and emitted tokens.
+  [[nodiscard]] std::span<const std::int32_t> sequence() const noexcept { return seq_; }
+  // The seed the next begin() / generate() starts its random stream from (same seed, same output).
+  void set_seed(std::uint64_t seed) noexcept { opt_.sampling.seed = seed; }
 
   // Starts a sequence: both models prefill the prompt except its last token, which the first round feeds.
   void begin(std::span<const std::int32_t> prompt) {
