@@ -167,6 +167,47 @@ TEST_CASE("batched n equals n single calls, and 1 thread equals 2, bit for bit",
   }
 }
 
+// Register tiles are up to 8 rows x 1 position or 4 rows x 4 positions, in chunks of 16 positions, with
+// single rows after the last full 8-row tile and an odd last Q8_0/Q4_0 block as a half pair: n = 1..33 and
+// these row counts reach every tile shape and remainder.
+TEST_CASE("every tile shape: n = 1..33 positions against the reference", "[matmul]") {
+  for (int threads : {1, 2}) {
+    ThreadPool pool(threads);
+    for (DType t : kTypes) {
+      unsigned seed = 500;
+      for (std::int64_t n = 1; n <= 33; ++n) {
+        check_case(pool, t, n % 2 != 0 ? 13 : 21, quantized(t) ? 96 : 97, n, seed++);
+        check_case<160>(pool, t, 9, 160, n, seed++);
+      }
+    }
+  }
+}
+
+template <int kCols = dynamic_extent>
+void check_batched_equals_single(ThreadPool& pool, DType t, std::int64_t rows, std::int64_t cols, std::int64_t n,
+                                 unsigned seed) {
+  const Weights w = make_weights(t, rows, cols, seed);
+  const auto x = randn(static_cast<std::size_t>(n * cols), seed + 1);
+  std::vector<float> batched(static_cast<std::size_t>(n * rows)), single(batched.size());
+  matmul<kCols>(pool, w.view, x.data(), n, batched.data());
+  for (std::int64_t j = 0; j < n; ++j) matmul<kCols>(pool, w.view, x.data() + j * cols, 1, single.data() + j * rows);
+  INFO(name(t) << " rows " << rows << " cols " << cols << " n " << n << " threads " << pool.size());
+  CHECK(std::memcmp(batched.data(), single.data(), batched.size() * sizeof(float)) == 0);
+}
+
+TEST_CASE("n = 1..33 positions equal n single calls bit for bit, every tile shape", "[matmul]") {
+  for (int threads : {1, 2}) {
+    ThreadPool pool(threads);
+    for (DType t : kTypes)
+      for (std::int64_t n = 1; n <= 33; ++n) {
+        const auto s = static_cast<unsigned>(n);
+        check_batched_equals_single(pool, t, 37, quantized(t) ? 32 : 31, n, s);
+        check_batched_equals_single(pool, t, 67, quantized(t) ? 224 : 225, n, s + 100);
+        check_batched_equals_single<256>(pool, t, 19, 256, n, s + 200);
+      }
+  }
+}
+
 TEST_CASE("matmul rejects bad shapes", "[matmul]") {
   ThreadPool pool(1);
   std::vector<unsigned char> buf(1024);
