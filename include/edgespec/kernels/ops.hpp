@@ -11,6 +11,7 @@
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 #include <Eigen/Core>
 
@@ -25,13 +26,15 @@ enum class RopeStyle {
 };
 
 namespace detail {
-// Eigen column array of a compile-time length, or Eigen::Dynamic for dynamic_extent.
-template <int kN>
-using ArrayN = Eigen::Array<float, kN == dynamic_extent ? Eigen::Dynamic : kN, 1>;
-template <int kN>
-using ConstArrayMap = Eigen::Map<const ArrayN<kN>, Eigen::Unaligned>;
-template <int kN>
-using ArrayMap = Eigen::Map<ArrayN<kN>, Eigen::Unaligned>;
+// Eigen vectorizes a dynamic-size unaligned map after peeling scalar elements up to the first aligned address,
+// so which elements take the vector path (and, for exp, round differently) would depend on where a buffer
+// happens to lie. These kernels instead apply Eigen to fixed 16-float chunks (unrolled, never peeled) and
+// a scalar tail chosen by index: every row rounds identically in any buffer, batch shape or thread count.
+inline constexpr int kChunk = 16;
+using Chunk = Eigen::Array<float, kChunk, 1>;
+using ChunkMap = Eigen::Map<Chunk, Eigen::Unaligned>;
+using ConstChunkMap = Eigen::Map<const Chunk, Eigen::Unaligned>;
+[[nodiscard]] constexpr std::int64_t chunked_end(std::int64_t n) noexcept { return n - n % kChunk; }
 }  // namespace detail
 
 // out (n,) = x (n,) / sqrt(mean(x^2) + eps) * w (n,)      (out may alias x)
@@ -39,10 +42,18 @@ using ArrayMap = Eigen::Map<ArrayN<kN>, Eigen::Unaligned>;
 template <int kN = dynamic_extent>
 void rmsnorm(float* out, const float* x, const float* w, std::int64_t n, float eps) {
   const Extent<kN> len(n);
-  const detail::ConstArrayMap<kN> xa(x, len.value()), wa(w, len.value());
-  const double sum_sq = (xa * xa).template cast<double>().sum();
+  const std::int64_t m = detail::chunked_end(len.value());
+  Eigen::Array<double, detail::kChunk, 1> acc = Eigen::Array<double, detail::kChunk, 1>::Zero();
+  for (std::int64_t i = 0; i < m; i += detail::kChunk) {
+    const detail::ConstChunkMap c(x + i);
+    acc += (c * c).cast<double>();
+  }
+  double sum_sq = acc.sum();
+  for (std::int64_t i = m; i < len.value(); ++i) sum_sq += static_cast<double>(x[i] * x[i]);
   const float scale = 1.0f / std::sqrt(static_cast<float>(sum_sq / static_cast<double>(len.value())) + eps);
-  detail::ArrayMap<kN>(out, len.value()) = xa * scale * wa;
+  for (std::int64_t i = 0; i < m; i += detail::kChunk)
+    detail::ChunkMap(out + i) = detail::ConstChunkMap(x + i) * scale * detail::ConstChunkMap(w + i);
+  for (std::int64_t i = m; i < len.value(); ++i) out[i] = x[i] * scale * w[i];
 }
 
 // v (n_heads, head_dim) rotated in place by position pos; inv_freq (head_dim/2,):
@@ -79,24 +90,41 @@ void rope_inplace(float* v, int n_heads, int head_dim, int pos, const float* inv
 template <int kN = dynamic_extent>
 void softmax_inplace(float* x, std::int64_t n) {
   const Extent<kN> len(n);
-  detail::ArrayMap<kN> xa(x, len.value());
-  xa = (xa - xa.maxCoeff()).exp();
-  xa *= static_cast<float>(1.0 / xa.template cast<double>().sum());
+  const std::int64_t m = detail::chunked_end(len.value());
+  float mx = -std::numeric_limits<float>::infinity();
+  for (std::int64_t i = 0; i < len.value(); ++i) mx = std::max(mx, x[i]);
+  Eigen::Array<double, detail::kChunk, 1> acc = Eigen::Array<double, detail::kChunk, 1>::Zero();
+  for (std::int64_t i = 0; i < m; i += detail::kChunk) {
+    detail::ChunkMap c(x + i);
+    c = (c - mx).exp();
+    acc += c.cast<double>();
+  }
+  double sum = acc.sum();
+  for (std::int64_t i = m; i < len.value(); ++i) sum += x[i] = std::exp(x[i] - mx);
+  const auto inv = static_cast<float>(1.0 / sum);
+  for (std::int64_t i = 0; i < len.value(); ++i) x[i] *= inv;
 }
 
 // gate (n,) <- silu(gate) * up (n,),  silu(g) = g / (1 + exp(-g))
 template <int kN = dynamic_extent>
 void swiglu(float* gate_inout, const float* up, std::int64_t n) {
   const Extent<kN> len(n);
-  detail::ArrayMap<kN> g(gate_inout, len.value());
-  g = g / (1.0f + (-g).exp()) * detail::ConstArrayMap<kN>(up, len.value());
+  const std::int64_t m = detail::chunked_end(len.value());
+  for (std::int64_t i = 0; i < m; i += detail::kChunk) {
+    detail::ChunkMap g(gate_inout + i);
+    g = g / (1.0f + (-g).exp()) * detail::ConstChunkMap(up + i);
+  }
+  for (std::int64_t i = m; i < len.value(); ++i) {
+    const float g = gate_inout[i];
+    gate_inout[i] = g / (1.0f + std::exp(-g)) * up[i];
+  }
 }
 
-// x (n,) += y (n,)
+// x (n,) += y (n,)      (exact in any order: one rounding per element)
 template <int kN = dynamic_extent>
 void add_inplace(float* x, const float* y, std::int64_t n) {
   const Extent<kN> len(n);
-  detail::ArrayMap<kN>(x, len.value()) += detail::ConstArrayMap<kN>(y, len.value());
+  for (std::int64_t i = 0; i < len.value(); ++i) x[i] += y[i];
 }
 
 // index of the largest of x (n,), the first one on ties; n >= 1
