@@ -264,7 +264,7 @@ class Transformer {
     scratch_.resize(static_cast<std::size_t>(pool_->size()) * per_thread);
     const int p0 = pos_;
     const Extent<kHeadDim == dynamic ? dynamic_extent : kHeadDim> h_len(hd);
-    pool_->run_on_all([&](int t, int n_threads) {
+    auto body = [&](int t, int n_threads) {
       float* s = scratch_.data() + static_cast<std::size_t>(t) * per_thread;
       float* qf = s + seq;
       float* kf = qf + hd;
@@ -291,7 +291,11 @@ class Transformer {
           for (std::int64_t j = 0; j < h_len.value(); ++j) out[j] += a * v[j];
         }
       }
-    });
+    };
+    // Below ~64K multiply-adds a fork-join costs more than it saves (tiny models, short contexts).
+    const std::int64_t work = n * n_heads * (p0 + n) * hd;
+    if (work < 65536) body(0, 1);
+    else pool_->run_on_all(body);
   }
 
   // dst = src rounded to the cache's precision (f16 round trip for an f16 cache, a copy otherwise).

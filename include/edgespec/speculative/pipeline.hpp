@@ -40,6 +40,7 @@ struct PipelineOptions {
   KvType kv_type = KvType::F16;
   std::vector<int> skip_layers;     // self-speculative draft with SkipLayers<>: the layers to skip
   int draft_len = 0;                // AdaptiveDraftLen pipelines: a fixed length in [Min, Max] (0: adapt)
+  int adaptive_min = 0, adaptive_max = 0;  // narrow the adaptive range at run time (0: the type's Min / Max)
   float early_stop = -1.0f;         // stop drafting when max q < this; < 0: the pipeline's EarlyStop<P>
   std::int32_t eos_id = -1;         // with stop_at_eos
   bool stop_at_eos = false;
@@ -67,8 +68,11 @@ struct SpeculativeStats {
   [[nodiscard]] double tokens_per_round() const noexcept {
     return rounds > 0 ? double(gen.generated_tokens) / rounds : 0.0;
   }
+  // Accepted / drafted at each draft position, up to the last position that was drafted.
   [[nodiscard]] std::vector<double> acceptance_by_position() const {
-    std::vector<double> a(drafted_at.size());
+    std::size_t used = drafted_at.size();
+    while (used > 0 && drafted_at[used - 1] == 0) --used;
+    std::vector<double> a(used);
     for (std::size_t i = 0; i < a.size(); ++i) a[i] = drafted_at[i] > 0 ? double(accepted_at[i]) / drafted_at[i] : 0.0;
     return a;
   }
@@ -140,9 +144,13 @@ class Pipeline {
     if (opt_.draft_len != 0)
       ES_CHECK(opt_.draft_len >= draft_length::min && opt_.draft_len <= draft_length::max, "draft length ",
                opt_.draft_len, " is out of this pipeline's range [", draft_length::min, ", ", draft_length::max, "]");
+    lo_ = opt_.adaptive_min > 0 ? opt_.adaptive_min : draft_length::min;
+    hi_ = opt_.adaptive_max > 0 ? opt_.adaptive_max : draft_length::max;
+    ES_CHECK(lo_ >= draft_length::min && hi_ <= draft_length::max && lo_ <= hi_, "adaptive draft length range [", lo_,
+             ", ", hi_, "] is not within this pipeline's [", draft_length::min, ", ", draft_length::max, "]");
     early_stop_ = opt_.early_stop >= 0.0f ? opt_.early_stop : props::early_stop::threshold;
     ES_CHECK(early_stop_ < 1.0f, "early stop threshold ", early_stop_, " must be below 1");
-    gamma_ = opt_.draft_len != 0 ? opt_.draft_len : draft_length::max;
+    gamma_ = opt_.draft_len != 0 ? opt_.draft_len : hi_;
   }
   // Self-speculative: the draft is the target with layers skipped.
   Pipeline(std::shared_ptr<const LlamaWeights> target, ThreadPool& pool, PipelineOptions opt = {})
@@ -294,8 +302,8 @@ class Pipeline {
   static std::shared_ptr<const LlamaWeights> checked(std::shared_ptr<const LlamaWeights> w, P, const char* role) {
     ES_CHECK(w != nullptr, role, ": no model given");
     if constexpr (!P::available)
-      throw_error(role, "<", P::name, ">: no ", P::name, " device is available to this build (the OpenCL backend "
-                  "that runs models on a GPU is not part of it yet); place the model OnCPU");
+      throw_error(role, "<", P::name, ">: no GPU device is available to this build (the OpenCL backend that runs "
+                  "models on a GPU is not part of it yet); place the model OnCPU");
     return w;
   }
 
@@ -358,7 +366,7 @@ class Pipeline {
     }
     const double a = std::min(alpha_, 0.999);
     double best = -1.0;
-    for (int len = draft_length::min; len <= draft_length::max; ++len) {
+    for (int len = lo_; len <= hi_; ++len) {
       const double value = (1.0 - std::pow(a, len + 1)) / (1.0 - a) / (len * cost_ratio_ + 1.0);
       if (value > best) {
         best = value;
@@ -373,6 +381,7 @@ class Pipeline {
   Sampler sampler_;
   float early_stop_ = 0.0f;
   int gamma_ = 1;
+  int lo_ = 1, hi_ = 1;  // adaptive range
   double alpha_ = -1.0;
   double cost_ratio_ = 0.1;
   std::int32_t last_ = 0;

@@ -22,14 +22,14 @@ namespace edgespec {
 
 struct OnCPU {
   using execution_space = OnCPU;
-  static constexpr std::string_view name = "cpu";
+  static constexpr std::string_view name = "OnCPU";
   static constexpr bool available = true;
 };
 // The GPU placement through OpenCL. Declared here so pipelines can name it; the OpenCL backend completes it.
 // Until then a pipeline that places a model on it compiles, and its constructor throws a clear error.
 struct OnGPU {
   using execution_space = OnGPU;
-  static constexpr std::string_view name = "gpu";
+  static constexpr std::string_view name = "OnGPU";
   static constexpr bool available = false;
 };
 

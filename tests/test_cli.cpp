@@ -1,0 +1,130 @@
+// The command-line contract: edgespec-generate --json (target-only and speculative), edgespec-tokenize,
+// edgespec-synth, and clear errors with exit code 1. Runs the built tools from EDGESPEC_BIN_DIR.
+#include <catch2/catch.hpp>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <regex>
+#include <sys/wait.h>
+
+#include "golden.hpp"
+
+namespace {
+
+struct Run {
+  int status = -1;
+  std::string out;  // stdout and stderr
+};
+
+std::string bin(const char* tool) {
+  const char* dir = std::getenv("EDGESPEC_BIN_DIR");
+  return (std::filesystem::path(dir != nullptr ? dir : "bin") / tool).string();
+}
+
+Run run(const std::string& cmd) {
+  Run r;
+  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
+  REQUIRE(p != nullptr);
+  std::array<char, 4096> buf{};
+  while (std::fgets(buf.data(), buf.size(), p) != nullptr) r.out += buf.data();
+  const int st = ::pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
+// A shell single-quoted word ('it'\''s').
+std::string quote(const std::string& s) {
+  std::string q = "'";
+  for (const char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+std::vector<std::int32_t> all_ints(const std::string& text) {
+  static const std::regex number("-?[0-9]+");
+  std::vector<std::int32_t> v;
+  for (std::sregex_iterator it(text.begin(), text.end(), number), e; it != e; ++it) v.push_back(std::stoi(it->str()));
+  return v;
+}
+
+// The integers of a JSON array value `"key": [...]`.
+std::vector<std::int32_t> json_ints(const std::string& json, const std::string& key) {
+  const auto at = json.find("\"" + key + "\": [");
+  REQUIRE(at != std::string::npos);
+  const auto begin = json.find('[', at) + 1, end = json.find(']', begin);
+  return all_ints(json.substr(begin, end - begin));
+}
+
+}  // namespace
+
+using edgespec::test::model_path;
+
+TEST_CASE("edgespec-generate --json reproduces the golden continuation, target-only and speculative", "[cli]") {
+  const auto golden = edgespec::test::load_golden("stories260K-greedy.jsonl");
+  const auto& g = golden.front();
+  const std::string base = bin("edgespec-generate") + " --model " + model_path("llama2c/stories260K.bin") +
+                           " --tokenizer " + model_path("llama2c/tok512.bin") + " --prompt " + quote(g.prompt) +
+                           " -n 64 --json --threads 2";
+  for (const std::string extra : {std::string(), " --draft " + model_path("llama2c/llama2xs.bin") + " --draft-len 3",
+                                  std::string(" --draft-skip 1,3 --draft-len 2"), std::string(" --draft-quant q8_0 --adaptive 1:8")}) {
+    INFO("options:" << extra);
+    const Run r = run(base + extra);
+    REQUIRE(r.status == 0);
+    CHECK(json_ints(r.out, "prompt_tokens") == g.prompt_tokens);
+    CHECK(json_ints(r.out, "tokens") == g.greedy_tokens);
+    for (const char* key : {"\"text\": ", "\"prefill_tokens_per_second\": ", "\"decode_tokens_per_second\": "})
+      CHECK(r.out.find(key) != std::string::npos);
+    if (!extra.empty())
+      for (const char* key : {"\"rounds\": ", "\"drafted\": ", "\"accepted\": ", "\"alpha\": ", "\"acceptance_by_position\": ",
+                              "\"tokens_per_round\": ", "\"draft_seconds\": ", "\"verify_seconds\": ", "\"sample_seconds\": "})
+        CHECK(r.out.find(key) != std::string::npos);
+  }
+}
+
+TEST_CASE("edgespec-generate sampling is reproducible with a seed", "[cli]") {
+  const std::string cmd = bin("edgespec-generate") + " --model " + model_path("gguf/llama2xs-f32.gguf") +
+                          " --prompt 'Tom and' -n 32 --temp 0.9 --top-p 0.95 --json --seed ";
+  const Run a = run(cmd + "5"), b = run(cmd + "5"), c = run(cmd + "6");
+  REQUIRE(a.status == 0);
+  CHECK(json_ints(a.out, "tokens") == json_ints(b.out, "tokens"));
+  CHECK(json_ints(a.out, "tokens") != json_ints(c.out, "tokens"));
+}
+
+TEST_CASE("edgespec-tokenize prints llama.cpp's ids", "[cli]") {
+  const auto golden = edgespec::test::load_golden("llama2xs-greedy.jsonl");
+  for (const auto& g : golden) {
+    const Run r = run(bin("edgespec-tokenize") + " --model " + model_path("gguf/llama2xs-f32.gguf") + " --text " +
+                      quote(g.prompt));
+    REQUIRE(r.status == 0);
+    CHECK(all_ints(r.out) == g.prompt_tokens);
+  }
+}
+
+TEST_CASE("bad input gives a clear error and exit code 1", "[cli]") {
+  const std::string gen = bin("edgespec-generate") + " --model " + model_path("gguf/stories260K-f32.gguf") + " -n 4";
+  const std::string tmp = (std::filesystem::temp_directory_path() / ("edgespec-cli-" + std::to_string(::getpid()))).string();
+  std::filesystem::create_directories(tmp);
+  // A draft with another vocabulary: a 1-layer synthetic stories15m (32000 tokens).
+  REQUIRE(run(bin("edgespec-synth") + " --shape stories15m --layers 1 --type q8_0 --seed 1 -o " + tmp + "/s15.gguf").status == 0);
+  const std::pair<std::string, std::string> cases[] = {
+      {gen + " --prompt x --draft " + tmp + "/s15.gguf", "Draft and Target must share a vocabulary"},
+      {gen + " --prompt x --draft-skip 7", "skip layer 7 is out of range [0, 5)"},
+      {gen + " --prompt x --draft-len 0 --draft-skip 1", "out of range [1, 16]"},
+      {gen + " --prompt x --target-device gpu", "no GPU device is available"},
+      {gen + " --prompt x --temp -1", "out of range"},
+      {gen + " --prompt x --bogus", "unknown option --bogus"},
+      {gen, "missing required option --prompt"},
+      {bin("edgespec-generate") + " --model " + model_path("llama2c/stories260K.bin") + " --prompt x",
+       "has no vocabulary: pass --tokenizer"},
+      {bin("edgespec-generate") + " --model /nonexistent.gguf --prompt x", "/nonexistent.gguf: cannot open"},
+      {bin("edgespec-synth") + " --shape llama-9b --type q8_0 -o " + tmp + "/x.gguf", "unknown model shape 'llama-9b'"},
+  };
+  for (const auto& [cmd, message] : cases) {
+    INFO(cmd);
+    const Run r = run(cmd);
+    CHECK(r.status == 1);
+    CHECK_THAT(r.out, Catch::Contains("error: ") && Catch::Contains(message));
+  }
+  std::filesystem::remove_all(tmp);
+}
