@@ -105,3 +105,31 @@ TEST_CASE("greedy speculative decoding with a Q8_0 drafter equals the golden con
     CHECK(alpha > 0.9);  // block-wise int8 keeps acceptance high (the paper's int8 drafts fell to ~0)
   }
 }
+
+TEST_CASE("placements and vocabularies are checked when a pipeline is built", "[speculative]") {
+  auto target = load("gguf/stories260K-f32.gguf");
+  auto draft = load("gguf/llama2xs-f32.gguf");
+  ThreadPool pool(1);
+  // The design card's spelling compiles; without the OpenCL backend the GPU placement is a clear error.
+  CHECK_THROWS_WITH((Pipeline<Draft<OnGPU>, Target<OnCPU>, DraftLen<4>>(target, draft, pool)),
+                    Catch::Contains("Draft<OnGPU>: no GPU device is available"));
+  CHECK_THROWS_WITH((Pipeline<Draft<>, Target<OnGPU>>(target, draft, pool)), Catch::Contains("Target<OnGPU>"));
+  // Token texts, BOS/EOS and sizes are compared; the first difference is named.
+  const Vocab a = vocab_from_gguf(*target->gguf);
+  Vocab b = a;
+  b.tokens[300] = "xyz";
+  CHECK_THROWS_WITH(check_same_vocabulary(b, a), Catch::Contains("token 300 is 'xyz' in the draft"));
+  b = a;
+  b.eos = 1;
+  CHECK_THROWS_WITH(check_same_vocabulary(b, a), Catch::Contains("BOS/EOS"));
+  const Vocab spm = vocab_from_gguf(GgufFile(test::model_path("vocab/ggml-vocab-llama-spm.gguf")));
+  CHECK_THROWS_WITH(check_same_vocabulary(spm, a), Catch::Contains("(draft: 32000 tokens, target: 512)"));
+  // Run-time options out of range.
+  PipelineOptions o;
+  o.draft_len = 9;
+  CHECK_THROWS_WITH((Pipeline<Draft<>, Target<>, AdaptiveDraftLen<1, 8>>(target, draft, pool, o)),
+                    Catch::Contains("draft length 9 is out of this pipeline's range [1, 8]"));
+  o = {};
+  o.skip_layers = {0, 1, 2, 3, 4};
+  CHECK_THROWS_WITH((Pipeline<Draft<SkipLayers<>>, Target<>>(target, pool, o)), Catch::Contains("skipping every layer"));
+}

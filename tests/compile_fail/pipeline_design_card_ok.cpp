@@ -1,0 +1,9 @@
+// The design card's spellings compile (OnGPU throws at run time until the OpenCL backend exists).
+#include <edgespec/edgespec.hpp>
+using namespace edgespec;
+template class edgespec::Pipeline<Draft<OnGPU>, Target<OnCPU>, DraftLen<4>>;
+template class edgespec::Pipeline<Draft<Stories260K, OnCPU>, Target<Stories260K, OnCPU>, DraftLen<4>>;
+template class edgespec::Pipeline<Target<AnyLlama>, Draft<SkipLayers<1, 3>>, AdaptiveDraftLen<1, 8>, EarlyStop<20>>;
+static_assert(std::is_same_v<Pipeline<Draft<>, Target<>>::draft_length, DraftLen<4>>);
+static_assert(std::is_same_v<Pipeline<DraftLen<2>, Target<>, Draft<>>::draft_length, DraftLen<2>>);
+static_assert(std::is_same_v<Pipeline<Draft<SkipLayers<1>>, Target<Stories260K>>::draft_arch, Stories260K>);

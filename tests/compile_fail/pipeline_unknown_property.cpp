@@ -1,0 +1,3 @@
+#include <edgespec/speculative/pipeline.hpp>
+struct Fast {};
+template class edgespec::Pipeline<edgespec::Draft<>, edgespec::Target<>, Fast>;
