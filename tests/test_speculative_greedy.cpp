@@ -133,3 +133,23 @@ TEST_CASE("placements and vocabularies are checked when a pipeline is built", "[
   o.skip_layers = {0, 1, 2, 3, 4};
   CHECK_THROWS_WITH((Pipeline<Draft<SkipLayers<>>, Target<>>(target, pool, o)), Catch::Contains("skipping every layer"));
 }
+
+// The paper this product builds on saw its int8 drafts' acceptance fall to ~0. Block-wise quantization keeps
+// it: the same drafter (llama2xs) in F32, Q8_0 (llama.cpp's file) and Q4_0 (requantized), for stories260K.
+TEST_CASE("quantized drafters keep the F32 drafter's acceptance", "[speculative]") {
+  auto target = load("gguf/stories260K-f32.gguf");
+  auto f32 = load("gguf/llama2xs-f32.gguf");
+  auto q8 = load("gguf/llama2xs-q8_0.gguf");
+  auto q4 = std::make_shared<const LlamaWeights>(requantize(f32, DType::Q4_0));
+  ThreadPool pool(2);
+  double alpha[3];
+  const std::shared_ptr<const LlamaWeights> drafts[3] = {f32, q8, q4};
+  for (int i = 0; i < 3; ++i) {
+    Pipeline<Draft<>, Target<>, DraftLen<4>> p(target, drafts[i], pool, greedy_options(0));
+    alpha[i] = check_golden(p, "stories260K-greedy.jsonl");
+  }
+  WARN("llama2xs drafting for stories260K, per-trial acceptance: F32 " << alpha[0] << ", Q8_0 " << alpha[1]
+                                                                       << ", Q4_0 " << alpha[2]);
+  CHECK(alpha[1] > alpha[0] - 0.05);
+  CHECK(alpha[2] > alpha[0] - 0.15);
+}
