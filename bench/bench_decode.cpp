@@ -19,16 +19,13 @@
 #include <edgespec/io/gguf_export.hpp>
 
 #include "bandwidth.hpp"
+#include "bench_common.hpp"
 
 namespace {
 
 using namespace edgespec;
-namespace fs = std::filesystem;
 
-std::string env_or(const char* name, const char* def) {
-  const char* v = std::getenv(name);
-  return v != nullptr && *v != '\0' ? v : def;
-}
+using bench::env_or;
 
 // The synthetic model of one weight type, written on first use and kept in EDGESPEC_BENCH_DIR.
 std::shared_ptr<const LlamaWeights> model_of(DType type) {
@@ -36,26 +33,8 @@ std::shared_ptr<const LlamaWeights> model_of(DType type) {
   if (auto it = cache.find(type); it != cache.end()) return it->second;
   const std::string shape = env_or("EDGESPEC_BENCH_SHAPE", "llama-3.2-1b");
   const int layers = std::atoi(env_or("EDGESPEC_BENCH_LAYERS", "0").c_str());
-  const fs::path dir = env_or("EDGESPEC_BENCH_DIR", "bench-models");
-  fs::create_directories(dir);
-  std::string file = shape + "-" + std::string(name(type)) + (layers > 0 ? "-L" + std::to_string(layers) : "") + ".gguf";
-  for (char& c : file) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  const fs::path path = dir / file;
-  if (!fs::exists(path)) {
-    std::cerr << "bench_decode: writing " << path << " (once)...\n";
-    ThreadPool pool(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
-    SynthOptions o;
-    o.shape = shape;
-    o.type = type;
-    o.seed = 1;
-    o.layers = layers;
-    o.ctx = 4096;
-    o.pool = &pool;
-    const fs::path tmp = path.string() + ".part";
-    synth_llama_gguf(tmp.string(), o);
-    fs::rename(tmp, path);
-  }
-  auto w = std::make_shared<const LlamaWeights>(load_weights(path.string()));
+  const std::string path = bench::synthetic_model(shape, type, layers, 4096);
+  auto w = std::make_shared<const LlamaWeights>(load_weights(path));
   cache[type] = w;
   return w;
 }

@@ -39,23 +39,15 @@
 
 #include <edgespec/edgespec.hpp>
 
+#include "bench_common.hpp"
+
 namespace {
 
 using namespace edgespec;
 namespace fs = std::filesystem;
 
-std::string env_or(const char* name, const char* def) {
-  const char* v = std::getenv(name);
-  return v != nullptr && *v != '\0' ? v : def;
-}
-
-// EDGESPEC_MODEL_DIR, else ../shared/models relative to the working directory's ancestors (as the tests do).
-fs::path model_dir() {
-  if (const char* env = std::getenv("EDGESPEC_MODEL_DIR"); env != nullptr && *env != '\0') return env;
-  for (auto p = fs::current_path(); !p.empty() && p != p.root_path(); p = p.parent_path())
-    if (fs::exists(p / "../shared/models")) return p / "../shared/models";
-  return "../shared/models";
-}
+using bench::env_or;
+using bench::model_dir;
 
 using WeightsPtr = std::shared_ptr<const LlamaWeights>;
 
@@ -103,29 +95,11 @@ const Synth& synth() {
     const std::string shape = env_or("EDGESPEC_BENCH_PIPELINE_SHAPE", "stories110m");
     const DType type = parse_dtype(env_or("EDGESPEC_BENCH_PIPELINE_TYPE", "f32"));
     const int layers = std::atoi(env_or("EDGESPEC_BENCH_PIPELINE_LAYERS", "0").c_str());
-    const fs::path dir = env_or("EDGESPEC_BENCH_DIR", "bench-models");
-    fs::create_directories(dir);
-    std::string file = shape + "-" + std::string(name(type)) + (layers > 0 ? "-L" + std::to_string(layers) : "") +
-                       "-ctx1024.gguf";
-    for (char& c : file) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    const fs::path path = dir / file;
+    const std::string path = bench::synthetic_model(shape, type, layers, 1024);
     ThreadPool pool(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
-    if (!fs::exists(path)) {
-      std::cerr << "bench_pipeline: writing " << path << " (once)...\n";
-      SynthOptions o;
-      o.shape = shape;
-      o.type = type;
-      o.seed = 1;
-      o.layers = layers;
-      o.ctx = 1024;
-      o.pool = &pool;
-      const fs::path tmp = path.string() + ".part";
-      synth_llama_gguf(tmp.string(), o);
-      fs::rename(tmp, path);
-    }
     Synth r;
-    r.key = path.filename().string();
-    r.target = std::make_shared<const LlamaWeights>(load_weights(path.string()));
+    r.key = fs::path(path).filename().string();
+    r.target = std::make_shared<const LlamaWeights>(load_weights(path));
     r.draft_q4 = std::make_shared<const LlamaWeights>(requantize(r.target, DType::Q4_0, &pool));
     return r;
   }();
