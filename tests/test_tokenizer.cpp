@@ -371,8 +371,10 @@ TEST_CASE("tokenizer: GGUF vocabulary errors name the problem", "[tokenizer]") {
   CHECK(message().find("merges") != std::string::npos);
 
   Vocab v = gguf_tokenizer("vocab/ggml-vocab-gpt-2.gguf").vocab();
-  v.pre = "llama3";
+  v.pre = "deepseek-coder";  // a BPE pre-tokenizer with another regex
   CHECK_THROWS_AS(Tokenizer(v), edgespec::Error);
+  v.pre = "llama3";  // supported (tests/test_pretokenizer.cpp)
+  CHECK_NOTHROW(Tokenizer(v));
   v.pre = "gpt-2";
   v.scores.pop_back();
   CHECK_THROWS_AS(Tokenizer(v), edgespec::Error);

@@ -387,7 +387,7 @@ inline constexpr std::string_view kSynthChars =
   return v;
 }
 
-// A Llama-3-style GPT-2 byte-level BPE vocabulary of exactly n tokens (pre-tokenizer "gpt-2"):
+// A Llama-3-style GPT-2 byte-level BPE vocabulary of exactly n tokens (pre-tokenizer "llama-bpe", as Llama 3 files):
 //   0..255 the byte alphabet (token b is byte b), then merged tokens, each the result of
 //   merges[i] (rank i) of two earlier tokens, then <|begin_of_text|> (bos) and <|end_of_text|> (eos), control.
 [[nodiscard]] inline Vocab make_synth_gpt2_vocab(int n) {
@@ -395,7 +395,7 @@ inline constexpr std::string_view kSynthChars =
   const detail::ByteAlphabet& alpha = detail::byte_alphabet();
   Vocab v;
   v.kind = Vocab::Kind::Gpt2;
-  v.pre = "gpt-2";
+  v.pre = "llama-bpe";
   v.unk = -1, v.pad = -1;
   v.add_bos = true, v.add_eos = false, v.add_space_prefix = false;
   for (int b = 0; b < 256; ++b) v.tokens.push_back(alpha.to_utf8[static_cast<std::size_t>(b)]);

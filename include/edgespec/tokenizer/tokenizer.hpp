@@ -8,7 +8,8 @@
 //   1. the text is split around user-defined tokens (token_type 4), which encode as themselves;
 //   2. Spm: each remaining fragment that starts the text or follows a user-defined token gets a ' ' prefix when
 //      add_space_prefix (so "" -> {} and "Hi" -> "▁Hi"), spaces become U+2581, then BPE by scores + byte fallback;
-//      Gpt2: GPT-2 pre-tokenizer regex, byte-level alphabet, BPE by merge rank.
+//      Gpt2: pre-tokenizer regex of tokenizer.ggml.pre (gpt-2, llama3 or qwen2), byte-level alphabet, BPE by
+//      merge rank.
 // Decoding: control and unknown tokens decode to ""; Spm byte tokens to their raw byte; with add_space_prefix the
 // first token after an optional leading BOS loses one leading ' ', so decode(encode(s, b)) == s for valid UTF-8.
 #pragma once
@@ -34,14 +35,6 @@ namespace edgespec {
 
 namespace detail {
 
-// Pre-tokenizer names that select the GPT-2 regex in llama.cpp (LLAMA_VOCAB_PRE_TYPE_GPT2 / MPT / OLMO / JAIS).
-inline bool is_gpt2_pre(std::string_view pre) {
-  for (const std::string_view p : {"gpt-2", "phi-2", "jina-es", "jina-de", "gigachat", "jina-v1-en", "jina-v2-es",
-                                   "jina-v2-de", "jina-v2-code", "roberta-bpe", "mpt", "olmo", "jais"})
-    if (pre == p) return true;
-  return false;
-}
-
 struct TokenizerState {
   Vocab vocab;
   TokenIndex index;                         // views into vocab.tokens
@@ -55,13 +48,14 @@ struct TokenizerState {
 
   explicit TokenizerState(Vocab v) : vocab(std::move(v)) {
     validate_vocab(vocab, "Tokenizer");
+    const BpePre pre = bpe_pre_from_name(vocab.pre);
     if (vocab.kind == Vocab::Kind::Gpt2)
-      ES_CHECK(is_gpt2_pre(vocab.pre), "Tokenizer: gpt2 pre-tokenizer '", vocab.pre,
-               "' (tokenizer.ggml.pre) is not supported; supported: 'gpt-2' and its aliases "
-               "(phi-2, jina-*, gigachat, roberta-bpe, mpt, olmo, jais)");
+      ES_CHECK(pre != BpePre::Unsupported, "Tokenizer: gpt2 pre-tokenizer '", vocab.pre,
+               "' (tokenizer.ggml.pre) is not supported; supported: 'gpt-2', 'llama-bpe' (Llama 3), 'qwen2' "
+               "and the names llama.cpp maps to the same regexes (see docs/tokenizers.md)");
     index = make_token_index(vocab);
     if (vocab.kind == Vocab::Kind::Spm) spm = std::make_unique<SpmEncoder>(vocab, index);
-    else bpe = std::make_unique<BpeEncoder>(vocab, index);
+    else bpe = std::make_unique<BpeEncoder>(vocab, index, pre, is_llama3_group(vocab.pre));
     pieces.reserve(vocab.tokens.size());
     for (std::size_t i = 0; i < vocab.tokens.size(); ++i) {
       pieces.push_back(make_piece(i));

@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <initializer_list>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -75,6 +76,32 @@ inline void validate_vocab(const Vocab& v, std::string_view source) {
   check_id(v.pad, "padding");
   if (v.kind == Vocab::Kind::Gpt2)
     ES_CHECK(!v.merges.empty(), source, ": gpt2 tokenizer has no merges (tokenizer.ggml.merges)");
+}
+
+// Byte-level BPE pre-tokenizers, chosen by tokenizer.ggml.pre as llama.cpp's llama_vocab::load does
+// (LLAMA_VOCAB_PRE_TYPE_GPT2 / LLAMA3 / QWEN2 and the names it maps to each). Regexes: detail/bpe.hpp.
+enum class BpePre : std::uint8_t { Unsupported, Gpt2, Llama3, Qwen2 };
+
+[[nodiscard]] inline BpePre bpe_pre_from_name(std::string_view pre) noexcept {
+  const auto any_of = [&](std::initializer_list<std::string_view> names) {
+    for (const std::string_view n : names)
+      if (pre == n) return true;
+    return false;
+  };
+  if (any_of({"gpt-2", "phi-2", "jina-es", "jina-de", "gigachat", "jina-v1-en", "jina-v2-es", "jina-v2-de",
+              "jina-v2-code", "roberta-bpe", "mpt", "olmo", "jais", "a.x-4.0", "mellum", "exaone4", "trillion",
+              "granite-docling"}))
+    return BpePre::Gpt2;
+  if (any_of({"llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral", "midm-2.0", "lfm2", "dbrx",
+              "smaug-bpe", "jina-v5-nano"}))
+    return BpePre::Llama3;
+  if (any_of({"qwen2", "deepseek-r1-qwen", "kormo", "megrez", "stablelm2", "hunyuan"})) return BpePre::Qwen2;
+  return BpePre::Unsupported;
+}
+
+// llama.cpp's LLAMA3 group (not dbrx / smaug, which only share its regex) sets ignore_merges and add_bos.
+[[nodiscard]] inline bool is_llama3_group(std::string_view pre) noexcept {
+  return bpe_pre_from_name(pre) == BpePre::Llama3 && pre != "dbrx" && pre != "smaug-bpe";
 }
 
 // "<0xAB>" -> 0xAB, else -1.
@@ -168,6 +195,7 @@ inline Vocab vocab_from_gguf(const GgufFile& f) {
                 "', which is not supported (supported: 'llama' = SentencePiece BPE, 'gpt2' = byte-level BPE)");
   }
   v.pre = f.find_string("tokenizer.ggml.pre").value_or("");
+  if (v.kind == Vocab::Kind::Gpt2 && detail::is_llama3_group(v.pre)) v.add_bos = true;  // llama.cpp's default
   v.tokens = f.get_string_array("tokenizer.ggml.tokens");
   const std::size_t n = v.tokens.size();
   if (f.has("tokenizer.ggml.scores")) {
