@@ -64,8 +64,8 @@ void check_config_against(const ModelConfig& c, const std::string& path) {
   if constexpr (Arch::classifier >= 0) {
     const bool want_tied = Arch::classifier == static_cast<int>(Classifier::Tied);
     const bool tied = c.classifier == Classifier::Tied;
-    // A separate classifier that equals the embedding is fine; a tied type needs... the file decides the data,
-    // the type only its layout, so only a type that promises Separate needs a separate matrix.
+    // A type that promises a separate classifier needs one in the file; a tied type accepts either (a file's
+    // separate classifier may be a copy of the embedding, as llama.cpp's llama2.c converter writes).
     ES_CHECK(want_tied || !tied, path, ": field 'classifier' is tied in the file but separate in the model type ",
              Arch::name);
   }

@@ -92,30 +92,35 @@ inline void distribution(std::span<const float> logits, const SamplingParams& sp
     for (float& p : probs) p *= inv;
     return;
   }
-  // Order candidates by logit (descending; ties by id), keep top-k, then the top-p prefix.
+  // Order candidates by logit (descending; ties by id), keep top-k, then the top-p prefix. Each kept token's
+  // weight exp((l - max) / T) is computed once, into probs, then normalized over the kept ones.
   const std::int32_t k = sp.top_k > 0 ? std::min(sp.top_k, n) : n;
   scratch.resize(static_cast<std::size_t>(n));
   std::iota(scratch.begin(), scratch.end(), 0);
   auto by_logit = [&](std::int32_t a, std::int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
   std::partial_sort(scratch.begin(), scratch.begin() + k, scratch.end(), by_logit);
+  std::fill(probs.begin(), probs.end(), 0.0f);
   double sum = 0.0;
-  for (std::int32_t r = 0; r < k; ++r) sum += std::exp(static_cast<double>((logits[scratch[r]] - max_l) * inv_t));
+  for (std::int32_t r = 0; r < k; ++r) {
+    const double w = std::exp(static_cast<double>((logits[scratch[r]] - max_l) * inv_t));
+    probs[scratch[r]] = static_cast<float>(w);
+    sum += w;
+  }
   std::int32_t keep = k;
+  double kept = sum;
   if (sp.top_p < 1.0f) {
     double cum = 0.0;
     for (std::int32_t r = 0; r < k; ++r) {
-      cum += std::exp(static_cast<double>((logits[scratch[r]] - max_l) * inv_t)) / sum;
-      if (cum >= sp.top_p) {
+      cum += probs[scratch[r]];
+      if (cum >= sp.top_p * sum) {
         keep = r + 1;
+        kept = cum;
         break;
       }
     }
   }
-  std::fill(probs.begin(), probs.end(), 0.0f);
-  double kept = 0.0;
-  for (std::int32_t r = 0; r < keep; ++r) kept += std::exp(static_cast<double>((logits[scratch[r]] - max_l) * inv_t));
-  for (std::int32_t r = 0; r < keep; ++r)
-    probs[scratch[r]] = static_cast<float>(std::exp(static_cast<double>((logits[scratch[r]] - max_l) * inv_t)) / kept);
+  for (std::int32_t r = keep; r < k; ++r) probs[scratch[r]] = 0.0f;
+  for (std::int32_t r = 0; r < keep; ++r) probs[scratch[r]] = static_cast<float>(probs[scratch[r]] / kept);
 }
 
 // Inverse-CDF draw from a distribution that sums to ~1 (the last nonzero entry absorbs rounding).
