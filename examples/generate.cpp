@@ -67,6 +67,19 @@ void check_device(const edgespec::cli::Args& args, const char* option) {
            "that runs models on a GPU is not part of it yet); use cpu");
 }
 
+// The "stats" fields every generation reports, target-only or speculative.
+std::string generation_stats_json(const edgespec::GenerationStats& s) {
+  using edgespec::cli::json_number;
+  return "\"prompt_tokens\": " + std::to_string(s.prompt_tokens) +
+         ", \"generated_tokens\": " + std::to_string(s.generated_tokens) +
+         ", \"prefill_seconds\": " + json_number(s.prefill_seconds) +
+         ", \"decode_seconds\": " + json_number(s.decode_seconds) +
+         ", \"sample_seconds\": " + json_number(s.sample_seconds) +
+         ", \"prefill_tokens_per_second\": " + json_number(s.prefill_tokens_per_second()) +
+         ", \"decode_tokens_per_second\": " + json_number(s.decode_tokens_per_second()) +
+         ", \"tokens_per_second\": " + json_number(s.decode_tokens_per_second());
+}
+
 std::string json_doubles(const std::vector<double>& v) {
   std::string s = "[";
   for (std::size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + edgespec::cli::json_number(v[i]);
@@ -132,14 +145,7 @@ int main(int argc, char** argv) {
       const GenerationResult r = generate(model, prompt, sampler, opt);
       tokens = r.tokens;
       const GenerationStats& s = r.stats;
-      stats_json = "\"prompt_tokens\": " + std::to_string(s.prompt_tokens) +
-                   ", \"generated_tokens\": " + std::to_string(s.generated_tokens) +
-                   ", \"prefill_seconds\": " + cli::json_number(s.prefill_seconds) +
-                   ", \"decode_seconds\": " + cli::json_number(s.decode_seconds) +
-                   ", \"sample_seconds\": " + cli::json_number(s.sample_seconds) +
-                   ", \"prefill_tokens_per_second\": " + cli::json_number(s.prefill_tokens_per_second()) +
-                   ", \"decode_tokens_per_second\": " + cli::json_number(s.decode_tokens_per_second()) +
-                   ", \"tokens_per_second\": " + cli::json_number(s.decode_tokens_per_second());
+      stats_json = generation_stats_json(s);
       stats_line = "[prompt " + std::to_string(s.prompt_tokens) + " tokens, " +
                    cli::json_number(s.prefill_tokens_per_second()) + " tok/s prefill | " +
                    std::to_string(s.generated_tokens) + " generated, " +
@@ -189,22 +195,14 @@ int main(int argc, char** argv) {
       }
       tokens = r.tokens;
       const SpeculativeStats& s = r.stats;
-      stats_json = "\"prompt_tokens\": " + std::to_string(s.gen.prompt_tokens) +
-                   ", \"generated_tokens\": " + std::to_string(s.gen.generated_tokens) +
-                   ", \"prefill_seconds\": " + cli::json_number(s.gen.prefill_seconds) +
-                   ", \"decode_seconds\": " + cli::json_number(s.gen.decode_seconds) +
-                   ", \"prefill_tokens_per_second\": " + cli::json_number(s.gen.prefill_tokens_per_second()) +
-                   ", \"decode_tokens_per_second\": " + cli::json_number(s.gen.decode_tokens_per_second()) +
-                   ", \"tokens_per_second\": " + cli::json_number(s.gen.decode_tokens_per_second()) +
-                   ", \"drafter\": " + cli::json_string(drafter) + ", \"rounds\": " + std::to_string(s.rounds) +
+      stats_json = generation_stats_json(s.gen) + ", \"drafter\": " + cli::json_string(drafter) + ", \"rounds\": " + std::to_string(s.rounds) +
                    ", \"drafted\": " + std::to_string(s.drafted) + ", \"accepted\": " + std::to_string(s.accepted) +
                    ", \"alpha\": " + cli::json_number(s.acceptance_rate()) +
                    ", \"alpha_per_trial\": " + cli::json_number(s.acceptance_per_trial()) +
                    ", \"acceptance_by_position\": " + json_doubles(s.acceptance_by_position()) +
                    ", \"tokens_per_round\": " + cli::json_number(s.tokens_per_round()) +
                    ", \"draft_seconds\": " + cli::json_number(s.draft_seconds) +
-                   ", \"verify_seconds\": " + cli::json_number(s.verify_seconds) +
-                   ", \"sample_seconds\": " + cli::json_number(s.sample_seconds);
+                   ", \"verify_seconds\": " + cli::json_number(s.verify_seconds);
       stats_line = "[prompt " + std::to_string(s.gen.prompt_tokens) + " tokens | " +
                    std::to_string(s.gen.generated_tokens) + " generated, " +
                    cli::json_number(s.gen.decode_tokens_per_second()) + " tok/s | drafter " + drafter + ": " +
