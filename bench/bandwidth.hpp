@@ -52,29 +52,48 @@ inline float sum_floats(const float* p, std::int64_t n) noexcept {
 }
 }  // namespace detail
 
-// Bytes per second read by every thread of pool summing its part of a `bytes` buffer (best of reps passes).
-inline double read_bandwidth(ThreadPool& pool, std::size_t bytes, int reps = 5) {
-  constexpr std::int64_t kGrain = 64 * 1024;  // floats per grain (256 KiB)
-  const std::int64_t n = std::max<std::int64_t>(kGrain, static_cast<std::int64_t>(bytes / sizeof(float)) / kGrain * kGrain);
-  std::unique_ptr<float, decltype(&std::free)> buf(
-      static_cast<float*>(std::aligned_alloc(64, static_cast<std::size_t>(n) * sizeof(float))), &std::free);
-  if (!buf) throw std::bad_alloc();
-  float* p = buf.get();
-  pool.parallel_for(n, [&](std::int64_t b, std::int64_t e) { std::fill(p + b, p + e, 1.0f); }, kGrain);
+// A `bytes` buffer that every thread of pool sums its part of; one pass per bytes_per_second() call, so a
+// benchmark can put a probe pass next to each round of the kernel it measures.
+class ReadProbe {
+ public:
+  static constexpr std::int64_t kGrain = 64 * 1024;  // floats per grain (256 KiB)
 
-  std::vector<float> sink(static_cast<std::size_t>(pool.size()));
-  double best = 0.0;
-  for (int r = 0; r < reps; ++r) {
+  ReadProbe(ThreadPool& pool, std::size_t bytes)
+      : pool_(&pool),
+        n_(std::max<std::int64_t>(kGrain, static_cast<std::int64_t>(bytes / sizeof(float)) / kGrain * kGrain)),
+        buf_(static_cast<float*>(std::aligned_alloc(64, static_cast<std::size_t>(n_) * sizeof(float))), &std::free),
+        sink_(static_cast<std::size_t>(pool.size())) {
+    if (!buf_) throw std::bad_alloc();
+    float* p = buf_.get();
+    pool.parallel_for(n_, [&](std::int64_t b, std::int64_t e) { std::fill(p + b, p + e, 1.0f); }, kGrain);
+  }
+
+  // Bytes per second of one pass over the buffer.
+  double bytes_per_second() {
+    const float* p = buf_.get();
     const auto t0 = std::chrono::steady_clock::now();
-    pool.run_on_all([&](int t, int nt) {
-      const edgespec::detail::Range part = edgespec::detail::split(n, kGrain, t, nt);
-      sink[static_cast<std::size_t>(t)] += detail::sum_floats(p + part.begin, part.end - part.begin);
+    pool_->run_on_all([&](int t, int nt) {
+      const edgespec::detail::Range part = edgespec::detail::split(n_, kGrain, t, nt);
+      sink_[static_cast<std::size_t>(t)] += detail::sum_floats(p + part.begin, part.end - part.begin);
     });
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    best = std::max(best, static_cast<double>(n) * sizeof(float) / s);
+    volatile float keep = sink_[0];
+    (void)keep;
+    return static_cast<double>(n_) * sizeof(float) / s;
   }
-  volatile float keep = 0.0f;
-  for (float v : sink) keep = keep + v;
+
+ private:
+  ThreadPool* pool_;
+  std::int64_t n_;
+  std::unique_ptr<float, decltype(&std::free)> buf_;
+  std::vector<float> sink_;
+};
+
+// Bytes per second read by every thread of pool summing its part of a `bytes` buffer (best of reps passes).
+inline double read_bandwidth(ThreadPool& pool, std::size_t bytes, int reps = 5) {
+  ReadProbe probe(pool, bytes);
+  double best = 0.0;
+  for (int r = 0; r < reps; ++r) best = std::max(best, probe.bytes_per_second());
   return best;
 }
 

@@ -8,6 +8,7 @@
 //   EDGESPEC_BENCH_LAYERS  override the layer count (quick runs); 0 = the shape's
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -27,51 +28,65 @@ using namespace edgespec;
 
 using bench::env_or;
 
-// The synthetic model of one weight type, written on first use and kept in EDGESPEC_BENCH_DIR.
-std::shared_ptr<const LlamaWeights> model_of(DType type) {
-  static std::map<DType, std::shared_ptr<const LlamaWeights>> cache;
-  if (auto it = cache.find(type); it != cache.end()) return it->second;
+// The synthetic model of one weight type, written on first use and kept in EDGESPEC_BENCH_DIR; loaded as
+// load_weights does by default (Q8_0/Q4_0 packed) or, with pack = false, with row-major matrices only.
+std::shared_ptr<const LlamaWeights> model_of(DType type, bool pack = true) {
+  static std::map<std::pair<DType, bool>, std::shared_ptr<const LlamaWeights>> cache;
+  if (auto it = cache.find({type, pack}); it != cache.end()) return it->second;
+  cache.clear();  // one model in memory at a time
   const std::string shape = env_or("EDGESPEC_BENCH_SHAPE", "llama-3.2-1b");
   const int layers = std::atoi(env_or("EDGESPEC_BENCH_LAYERS", "0").c_str());
   const std::string path = bench::synthetic_model(shape, type, layers, 4096);
-  auto w = std::make_shared<const LlamaWeights>(load_weights(path));
-  cache[type] = w;
+  auto w = std::make_shared<const LlamaWeights>(load_weights(path, {.pack = pack}));
+  cache[{type, pack}] = w;
   return w;
 }
 
-// Read bandwidth probe per thread count, measured once per run.
-double probe_bytes_per_second(int threads) {
-  static std::map<int, double> cache;
-  if (auto it = cache.find(threads); it != cache.end()) return it->second;
-  ThreadPool pool(threads);
-  return cache[threads] = bench::read_bandwidth(pool, std::size_t{1} << 30);
+constexpr int kCtx = 1024;
+constexpr int kRoundTokens = 8;  // decode steps per round; each round is followed by one probe pass
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0.0 : v[v.size() / 2];
 }
 
-constexpr int kCtx = 1024;
-
-// One decode step (a forward over one position) per iteration, as generation does after the prompt.
-void BM_decode(benchmark::State& state, DType type) {
+// Decode steps (a forward over one position each, as generation after the prompt), in rounds of
+// kRoundTokens timed as one benchmark iteration; after each round one read-probe pass over 1 GiB, untimed.
+// weights_GB/s = bytes of weights per token x tok/s; ratio = median over rounds of weights_GB/s / probe_GB/s,
+// each round against the probe pass next to it, so drifting load on the machine hits both alike.
+void BM_decode(benchmark::State& state, DType type, bool pack) {
   const int threads = static_cast<int>(state.range(0));
-  auto w = model_of(type);
-  const double probe = probe_bytes_per_second(threads);
+  auto w = model_of(type, pack);
   ThreadPool pool(threads);
+  bench::ReadProbe probe(pool, std::size_t{1} << 30);
   Transformer<> model(w, pool, kCtx);
   const std::vector<std::int32_t> prompt = {1, 100, 200, 300, 400, 500, 600, 700};
   model.forward(prompt);
   std::int32_t tok = 42;
-  for (auto _ : state) {
-    if (model.position() >= 256) model.truncate(static_cast<int>(prompt.size()));
-    const auto logits = model.forward(std::span<const std::int32_t>(&tok, 1));
-    tok = greedy_token(logits);
-    benchmark::DoNotOptimize(tok);
-  }
   const double bytes = static_cast<double>(w->bytes_per_token());
-  state.counters["tok/s"] = benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
-  state.counters["weights_GB/s"] =
-      benchmark::Counter(bytes * static_cast<double>(state.iterations()) / 1e9, benchmark::Counter::kIsRate);
-  state.counters["probe_GB/s"] = probe / 1e9;
+  std::vector<double> tok_s, gbs, probe_gbs, ratio;
+  for (auto _ : state) {
+    if (model.position() + kRoundTokens > 256) model.truncate(static_cast<int>(prompt.size()));
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < kRoundTokens; ++i) {
+      const auto logits = model.forward(std::span<const std::int32_t>(&tok, 1));
+      tok = greedy_token(logits);
+      benchmark::DoNotOptimize(tok);
+    }
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    state.SetIterationTime(s);
+    tok_s.push_back(kRoundTokens / s);
+    gbs.push_back(bytes * tok_s.back() / 1e9);
+    probe_gbs.push_back(probe.bytes_per_second() / 1e9);
+    ratio.push_back(gbs.back() / probe_gbs.back());
+  }
+  state.counters["tok/s"] = median(tok_s);
+  state.counters["weights_GB/s"] = median(gbs);
+  state.counters["probe_GB/s"] = median(probe_gbs);
+  state.counters["ratio"] = median(ratio);
   state.counters["weights_MB"] = bytes / 1e6;
-  state.SetLabel(std::string(name(type)) + ", " + std::to_string(threads) + " thread(s)");
+  state.SetLabel(std::string(name(type)) + (packable(type) && !pack ? " row-major" : "") + ", " +
+                 std::to_string(threads) + " thread(s)");
 }
 
 // Verification cost: one forward over n positions (all logits), divided by a forward over one position.
@@ -109,10 +124,16 @@ void BM_verify(benchmark::State& state, DType type) {
 
 }  // namespace
 
-BENCHMARK_CAPTURE(BM_decode, f32, DType::F32)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->MinTime(2.0);
-BENCHMARK_CAPTURE(BM_decode, f16, DType::F16)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->MinTime(2.0);
-BENCHMARK_CAPTURE(BM_decode, q8_0, DType::Q8_0)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->MinTime(2.0);
-BENCHMARK_CAPTURE(BM_decode, q4_0, DType::Q4_0)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->MinTime(2.0);
+BENCHMARK_CAPTURE(BM_decode, f32, DType::F32, true)->Arg(1)->Arg(2)->UseManualTime()->Iterations(12)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_decode, f16, DType::F16, true)->Arg(1)->Arg(2)->UseManualTime()->Iterations(12)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_decode, q8_0, DType::Q8_0, true)->Arg(1)->Arg(2)->UseManualTime()->Iterations(12)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_decode, q4_0, DType::Q4_0, true)->Arg(1)->Arg(2)->UseManualTime()->Iterations(12)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_decode, q8_0_row_major, DType::Q8_0, false)
+    ->Arg(1)
+    ->Arg(2)
+    ->UseManualTime()
+    ->Iterations(12)
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_verify, q8_0, DType::Q8_0)
     ->ArgsProduct({{1, 2, 3, 4, 5, 6, 8, 12, 16}, {1, 2}})
     ->UseManualTime()

@@ -1,8 +1,10 @@
-// matmul against a double-precision reference on the dequantized weights, for every weight type.
+// matmul against a double-precision reference on the dequantized weights, for every weight type, with
+// Q8_0/Q4_0 both row-major and packed (kernels/packed.hpp).
 #include <catch2/catch.hpp>
 
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <random>
 #include <vector>
 
@@ -20,14 +22,27 @@ std::vector<float> randn(std::size_t n, unsigned seed) {
   return v;
 }
 
-// A weight matrix stored one byte past an aligned address, as a memory-mapped tensor may be.
+bool quantized(DType t) { return t == DType::Q8_0 || t == DType::Q4_0; }
+
+enum class Layout { RowMajor, Packed };
+
+// The layouts each type runs in: quantized ones also packed, where this build has the packed kernels.
+std::vector<Layout> layouts(DType t) {
+  if (quantized(t) && kPackedKernels) return {Layout::RowMajor, Layout::Packed};
+  return {Layout::RowMajor};
+}
+
+// A weight matrix stored one byte past an aligned address, as a memory-mapped tensor may be, and its packed
+// copy when asked for.
 struct Weights {
   std::vector<unsigned char> bytes;
+  std::shared_ptr<std::byte> packed;
   std::vector<float> deq;  // (rows, cols) dequantized
   MatrixView view;
 };
 
-Weights make_weights(DType t, std::int64_t rows, std::int64_t cols, unsigned seed) {
+Weights make_weights(DType t, std::int64_t rows, std::int64_t cols, unsigned seed,
+                     Layout layout = Layout::RowMajor) {
   const auto f = randn(static_cast<std::size_t>(rows * cols), seed);
   Weights w;
   const std::int64_t rb = row_bytes(t, cols);
@@ -62,10 +77,13 @@ Weights make_weights(DType t, std::int64_t rows, std::int64_t cols, unsigned see
   w.deq.resize(f.size());
   for (std::int64_t r = 0; r < rows; ++r) dequantize_row(t, p + r * rb, w.deq.data() + r * cols, cols);
   w.view = MatrixView{t, rows, cols, p};
+  if (layout == Layout::Packed) {
+    w.packed = allocate_aligned(static_cast<std::size_t>(packed_bytes(t, rows, cols)));
+    pack_rows(t, p, rows, cols, w.packed.get());
+    w.view.packed = w.packed.get();
+  }
   return w;
 }
-
-bool quantized(DType t) { return t == DType::Q8_0 || t == DType::Q4_0; }
 
 // The activations the kernel multiplies: x itself, or x through Q8_0 for quantized weights.
 std::vector<float> effective_x(DType t, const std::vector<float>& x, std::int64_t cols) {
@@ -82,7 +100,14 @@ std::vector<float> effective_x(DType t, const std::vector<float>& x, std::int64_
 // y (n, rows) against sum_k w[r,k] x[j,k] in double: |err| <= rel * sum_k |w x| + 1e-6
 template <int kCols = dynamic_extent>
 void check_case(ThreadPool& pool, DType t, std::int64_t rows, std::int64_t cols, std::int64_t n, unsigned seed) {
-  const Weights w = make_weights(t, rows, cols, seed);
+  for (Layout layout : layouts(t)) check_case<kCols>(pool, t, rows, cols, n, seed, layout);
+}
+
+template <int kCols>
+void check_case(ThreadPool& pool, DType t, std::int64_t rows, std::int64_t cols, std::int64_t n, unsigned seed,
+                Layout layout) {
+  const Weights w = make_weights(t, rows, cols, seed, layout);
+  const bool packed = layout == Layout::Packed;
   const auto x = randn(static_cast<std::size_t>(n * cols), seed + 1000);
   const auto xe = effective_x(t, x, cols);
   std::vector<float> y(static_cast<std::size_t>(n * rows), NAN);
@@ -100,14 +125,15 @@ void check_case(ThreadPool& pool, DType t, std::int64_t rows, std::int64_t cols,
         mag += std::fabs(wk * xe[static_cast<std::size_t>(j * cols + k)]);
       }
       const double got = y[static_cast<std::size_t>(j * rows + r)];
-      INFO(name(t) << " rows " << rows << " cols " << cols << " n " << n << " at (" << j << ", " << r << ")");
+      INFO(name(t) << (packed ? " packed" : "") << " rows " << rows << " cols " << cols << " n " << n << " at ("
+                   << j << ", " << r << ")");
       REQUIRE(std::fabs(got - ref) <= rel * mag + 1e-6);
       err2 += (got - exact) * (got - exact);
       ref2 += exact * exact;
     }
   // Against unquantized activations (over enough outputs for an RMS to mean something): Q8_0 activations
   // cost ~0.5% relative RMS, the float types nothing beyond f32 rounding.
-  INFO(name(t) << " rows " << rows << " cols " << cols << " n " << n);
+  INFO(name(t) << (packed ? " packed" : "") << " rows " << rows << " cols " << cols << " n " << n);
   if (rows * n >= 32) CHECK(std::sqrt(err2 / ref2) < (quantized(t) ? 0.02 : 1e-5));
 }
 
@@ -153,23 +179,24 @@ TEST_CASE("large enough to split rows over threads; up to 64 positions", "[matmu
 
 TEST_CASE("batched n equals n single calls, and 1 thread equals 2, bit for bit", "[matmul]") {
   ThreadPool one(1), two(2);
-  for (DType t : kTypes) {
+  for (DType t : kTypes)
+  for (Layout layout : layouts(t)) {
     const std::int64_t rows = 203, cols = 288, n = 13;
-    const Weights w = make_weights(t, rows, cols, 77);
+    const Weights w = make_weights(t, rows, cols, 77, layout);
     const auto x = randn(static_cast<std::size_t>(n * cols), 78);
     std::vector<float> batched(static_cast<std::size_t>(n * rows)), batched1(batched.size()), single(batched.size());
     matmul(two, w.view, x.data(), n, batched.data());
     matmul(one, w.view, x.data(), n, batched1.data());
     for (std::int64_t j = 0; j < n; ++j) matmul(two, w.view, x.data() + j * cols, 1, single.data() + j * rows);
-    INFO(name(t));
+    INFO(name(t) << (layout == Layout::Packed ? " packed" : ""));
     CHECK(std::memcmp(batched.data(), single.data(), batched.size() * sizeof(float)) == 0);
     CHECK(std::memcmp(batched.data(), batched1.data(), batched.size() * sizeof(float)) == 0);
   }
 }
 
-// Register tiles are up to 8 rows x 1 position or 4 rows x 4 positions, in chunks of 16 positions, with
-// single rows after the last full 8-row tile and an odd last Q8_0/Q4_0 block as a half pair: n = 1..33 and
-// these row counts reach every tile shape and remainder.
+// Register tiles are up to 8 rows x 1 position or 4 rows x 4 positions (packed: 16 rows x 1..4 positions),
+// in chunks of 16 positions, with single rows after the last full tile: n = 1..33 and these row counts reach
+// every tile shape and remainder.
 TEST_CASE("every tile shape: n = 1..33 positions against the reference", "[matmul]") {
   for (int threads : {1, 2}) {
     ThreadPool pool(threads);
@@ -177,6 +204,7 @@ TEST_CASE("every tile shape: n = 1..33 positions against the reference", "[matmu
       unsigned seed = 500;
       for (std::int64_t n = 1; n <= 33; ++n) {
         check_case(pool, t, n % 2 != 0 ? 13 : 21, quantized(t) ? 96 : 97, n, seed++);
+        check_case(pool, t, n % 2 != 0 ? 35 : 48, quantized(t) ? 64 : 65, n, seed++);
         check_case<160>(pool, t, 9, 160, n, seed++);
       }
     }
@@ -185,13 +213,14 @@ TEST_CASE("every tile shape: n = 1..33 positions against the reference", "[matmu
 
 template <int kCols = dynamic_extent>
 void check_batched_equals_single(ThreadPool& pool, DType t, std::int64_t rows, std::int64_t cols, std::int64_t n,
-                                 unsigned seed) {
-  const Weights w = make_weights(t, rows, cols, seed);
+                                 unsigned seed, Layout layout) {
+  const Weights w = make_weights(t, rows, cols, seed, layout);
   const auto x = randn(static_cast<std::size_t>(n * cols), seed + 1);
   std::vector<float> batched(static_cast<std::size_t>(n * rows)), single(batched.size());
   matmul<kCols>(pool, w.view, x.data(), n, batched.data());
   for (std::int64_t j = 0; j < n; ++j) matmul<kCols>(pool, w.view, x.data() + j * cols, 1, single.data() + j * rows);
-  INFO(name(t) << " rows " << rows << " cols " << cols << " n " << n << " threads " << pool.size());
+  INFO(name(t) << (layout == Layout::Packed ? " packed" : "") << " rows " << rows << " cols " << cols << " n " << n
+                << " threads " << pool.size());
   CHECK(std::memcmp(batched.data(), single.data(), batched.size() * sizeof(float)) == 0);
 }
 
@@ -199,12 +228,13 @@ TEST_CASE("n = 1..33 positions equal n single calls bit for bit, every tile shap
   for (int threads : {1, 2}) {
     ThreadPool pool(threads);
     for (DType t : kTypes)
-      for (std::int64_t n = 1; n <= 33; ++n) {
-        const auto s = static_cast<unsigned>(n);
-        check_batched_equals_single(pool, t, 37, quantized(t) ? 32 : 31, n, s);
-        check_batched_equals_single(pool, t, 67, quantized(t) ? 224 : 225, n, s + 100);
-        check_batched_equals_single<256>(pool, t, 19, 256, n, s + 200);
-      }
+      for (Layout layout : layouts(t))
+        for (std::int64_t n = 1; n <= 33; ++n) {
+          const auto s = static_cast<unsigned>(n);
+          check_batched_equals_single(pool, t, 37, quantized(t) ? 32 : 31, n, s, layout);
+          check_batched_equals_single(pool, t, 67, quantized(t) ? 224 : 225, n, s + 100, layout);
+          check_batched_equals_single<256>(pool, t, 19, 256, n, s + 200, layout);
+        }
   }
 }
 
@@ -214,4 +244,38 @@ TEST_CASE("matmul rejects bad shapes", "[matmul]") {
   std::vector<float> x(64), y(64);
   CHECK_THROWS_AS(matmul(pool, MatrixView{DType::Q4_0, 2, 40, buf.data()}, x.data(), 1, y.data()), Error);
   CHECK_THROWS_AS(matmul(pool, MatrixView{DType::F32, 2, 4, buf.data()}, x.data(), -1, y.data()), Error);
+  CHECK_THROWS_AS(pack_rows(DType::F16, buf.data(), 16, 32, buf.data()), Error);
+  CHECK_THROWS_AS(pack_rows(DType::Q8_0, buf.data(), 16, 40, buf.data()), Error);
+}
+
+// The packed layout holds every byte of the rows it replaces: packing, then reading each (row, block) back
+// from the layout packed.hpp documents, gives the row-major blocks.
+TEST_CASE("packed layout round trip", "[matmul][packed]") {
+  for (DType t : {DType::Q8_0, DType::Q4_0}) {
+    const std::int64_t rows = 35, cols = 96, nb = cols / 32;
+    const Weights w = make_weights(t, rows, cols, 5);
+    const auto* src = static_cast<const unsigned char*>(w.view.data);
+    std::vector<unsigned char> packed(static_cast<std::size_t>(packed_bytes(t, rows, cols)));
+    pack_rows(t, src, rows, cols, packed.data());
+    CHECK(packed.size() == static_cast<std::size_t>(2 * packed_group_bytes(t, nb)));
+    CHECK(packed_pair_bytes(t) % 64 == 0);
+    // blocks 0, 1: quants at 0 and 16 * (block bytes - 2), their scales after both; block 2 starts pair 1
+    const std::int64_t quant = packed_block_quant_bytes(t), chunks = (block_bytes(t) - 2) / 4;
+    CHECK(packed_quant_offset(t, 1) == quant);
+    CHECK(packed_scale_offset(t, 1) == 2 * quant + 32);
+    CHECK(packed_quant_offset(t, 2) == 2 * quant + 64);
+    for (std::int64_t r = 0; r < rows / kPackRows * kPackRows; ++r)
+      for (std::int64_t b = 0; b < nb; ++b) {
+        const unsigned char* group = packed.data() + r / kPackRows * packed_group_bytes(t, nb);
+        const std::int64_t i = r % kPackRows;
+        std::vector<unsigned char> blk(static_cast<std::size_t>(block_bytes(t)));
+        std::memcpy(blk.data(), group + packed_scale_offset(t, b) + i * 2, 2);
+        for (std::int64_t k = 0; k < chunks; ++k)
+          for (int j = 0; j < 4; ++j)
+            blk[static_cast<std::size_t>(2 + 4 * k + j)] = static_cast<unsigned char>(
+                group[packed_quant_offset(t, b) + (k * kPackRows + i) * 4 + j] ^ (t == DType::Q8_0 ? 0x80 : 0));
+        INFO(name(t) << " row " << r << " block " << b);
+        CHECK(std::memcmp(blk.data(), src + r * row_bytes(t, cols) + b * block_bytes(t), blk.size()) == 0);
+      }
+  }
 }

@@ -96,6 +96,34 @@ TEST_CASE("softmax, swiglu, add, argmax", "[ops]") {
   CHECK(argmax<5>(m.data(), 5) == 1);
 }
 
+TEST_CASE("dot and axpy against double references, fixed and dynamic sizes, any alignment", "[ops]") {
+  for (std::int64_t n : {1, 15, 16, 17, 64, 100, 128}) {
+    auto buf_a = randn(static_cast<std::size_t>(n + 1), 21), buf_b = randn(static_cast<std::size_t>(n + 1), 22);
+    for (int offset : {0, 1}) {
+      const float* a = buf_a.data() + offset;
+      const float* b = buf_b.data() + offset;
+      double ref = 0, mag = 0;
+      for (std::int64_t i = 0; i < n; ++i) {
+        ref += static_cast<double>(a[i]) * b[i];
+        mag += std::fabs(static_cast<double>(a[i]) * b[i]);
+      }
+      INFO("n " << n << " offset " << offset);
+      CHECK(std::fabs(dot(a, b, n) - ref) <= 1e-6 * mag + 1e-7);
+      // the same rounding wherever the operands lie
+      std::vector<float> a2(a, a + n), b2(b, b + n);
+      CHECK(dot(a2.data(), b2.data(), n) == dot(a, b, n));
+
+      std::vector<float> y(static_cast<std::size_t>(n), 0.25f);
+      axpy(y.data(), -1.5f, a, n);
+      for (std::int64_t i = 0; i < n; ++i)  // one rounding (fused) or two
+        CHECK(y[static_cast<std::size_t>(i)] == Approx(0.25 - 1.5 * static_cast<double>(a[i])).epsilon(1e-6).margin(1e-7));
+    }
+  }
+  auto a = randn(64, 23), b = randn(64, 24);
+  CHECK(dot<64>(a.data(), b.data(), 64) == dot(a.data(), b.data(), 64));
+  CHECK_THROWS_AS(dot<64>(a.data(), b.data(), 63), edgespec::Error);
+}
+
 TEST_CASE("fp16: every half round-trips through f32", "[quantize]") {
   std::vector<std::uint16_t> h(65536), back(65536);
   for (int i = 0; i < 65536; ++i) h[i] = static_cast<std::uint16_t>(i);

@@ -4,28 +4,29 @@
 //
 // Schedule (the algorithm above is all it computes):
 //
-//   [quantized W]  x (n, cols) f32 -> Q8_0 activations, laid out for the target     once per call, shared
-//   parallel over row parts (static, 8-row aligned):                                  thread t: rows [r0, r1)
+//   [quantized W]  x (n, cols) f32 -> Q8_0 activations + per-block sums                once per call, shared
+//   packed Q8_0/Q4_0 W (MatrixView::packed, see packed.hpp), parallel over 16-row groups:
 //     for chunk of 16 positions                        (activations of a chunk stay in L2)
-//       for tile of 8 rows, then single rows           (8 * row_bytes of W, read from memory once per chunk)
+//       for group of 16 rows                           (one sequential stream, read from memory once per chunk)
+//         for tile of 4 positions, then 3, 2, 1        (16 rows x P positions in registers, each weight
+//                                                       vector loaded once and used for all P positions)
+//   row-major W (float types; quantized rows that are not packed), parallel over 8-row aligned parts:
+//     for chunk of 16 positions
+//       for tile of 8 rows, then single rows
 //         for tile of 4 positions, then 3, 2, 1
-//           n == 1: 8 rows x 1 position; else 2 x (4 rows x P positions) in registers, each weight vector
-//           loaded once per tile and used for all P positions
+//           n == 1: 8 rows x 1 position; else 2 x (4 rows x P positions)
 //
 // so W is streamed from memory ceil(n / 16) times per call and each weight load feeds P dot products.
 // Inner products by target:
 //
-//   Q8_0/Q4_0 x Q8_0, AVX-512 VNNI: two blocks per 512-bit vpdpbusd, weights on the unsigned side
-//                (Q8_0: w ^ 0x80 = w + 128, Q4_0: the nibbles), the -128 sum(x) / -8 sum(x) correction
-//                precomputed per activation block pair as the dpbusd accumulator seed; then
-//                acc += (d_w * d_x) * float(int32 x 16)                                 (see qpair_step)
-//   Q8_0/Q4_0 x Q8_0, other targets: per position, sum |w| * sign(x, w) per 4 bytes: AVX-VNNI |
-//                AVX2 vpmaddubsw + vpmaddwd | scalar (Q4_0: dpbusd(u, x) - 8 sum(x))
+//   packed Q8_0/Q4_0 x Q8_0, AVX-512 VNNI: one vpdpbusd per 4 columns of 16 rows (see packed.hpp)
+//   row-major Q8_0/Q4_0 x Q8_0: per position, sum |w| * sign(x, w) per 4 bytes: AVX-512 VL VNNI |
+//                AVX-VNNI | AVX2 vpmaddubsw + vpmaddwd | scalar (Q4_0: dpbusd(u, x) - 8 sum(x))
 //   F32/F16/BF16 converted on load (F16C / AVX-512), FMA with f32 activations
 //
 // Every (row, position) output is computed by the same operation sequence whatever the tile shape, the
 // thread count or n, so a batch of n positions equals n single-position calls bit for bit.
-// Weights may be memory-mapped at any alignment: every weight load is unaligned.
+// Row-major weights may be memory-mapped at any alignment: every row-major weight load is unaligned.
 #pragma once
 
 #include <algorithm>
@@ -35,6 +36,7 @@
 #include <cstring>
 #include <new>
 #include <type_traits>
+#include <vector>
 
 #if defined(__AVX2__) || defined(__AVX512F__) || defined(__F16C__)
 #include <immintrin.h>
@@ -43,6 +45,7 @@
 #include "edgespec/core/dtype.hpp"
 #include "edgespec/core/error.hpp"
 #include "edgespec/core/extent.hpp"
+#include "edgespec/kernels/packed.hpp"
 #include "edgespec/kernels/quantize.hpp"
 #include "edgespec/runtime/thread_pool.hpp"
 
@@ -53,7 +56,9 @@ struct MatrixView {
   DType type;
   std::int64_t rows;
   std::int64_t cols;
-  const void* data;
+  const void* data;              // row-major rows, row_bytes(type, cols) each
+  const void* packed = nullptr;  // optional: the same Q8_0/Q4_0 rows' whole groups in the packed layout
+                                 // (kernels/packed.hpp), which matmul streams instead where it can
 };
 
 namespace detail {
@@ -185,147 +190,6 @@ inline void dot_rows_quant(const unsigned char* w, std::int64_t ws, const std::i
   for (int r = 0; r < R; ++r) out[r] = hsum(acc[r]);
 }
 
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
-#define EDGESPEC_QPAIR 1
-// ------------------------------------------------ block-pair kernels (AVX-512 VNNI, 2 blocks per vpdpbusd)
-//
-// Activations are prepared once per call, per position and per pair of blocks q = (2q, 2q + 1), as three
-// 64-byte vectors matching the lanes of a pair of weight blocks loaded into one zmm:
-//
-//   Q8_0  weight zmm = [qs(2q) | qs(2q+1)] ^ 0x80  (u8 = w + 128)   x = [x(2q) | x(2q+1)]
-//         int32 lanes 0-7: block 2q, 8-15: block 2q+1           seed = -128 sum(x) per 4 bytes
-//   Q4_0  weight zmm = [lo(2q) | lo(2q+1) | hi(2q) | hi(2q+1)] nibbles (u8 in [0, 15])
-//         x = [x(2q)[0:16] | x(2q+1)[0:16] | x(2q)[16:32] | x(2q+1)[16:32]]
-//         int32 lanes 0-3, 8-11: block 2q, 4-7, 12-15: block 2q+1   seed = -8 sum(x) per 4 bytes
-//   dx = the activation block scales spread over the int32 lanes of their block
-//
-// so dpbusd(seed, w, x) is exactly the signed block dot product per lane group, for any weight byte, and
-// a tile of R rows x P positions costs per block pair R weight loads and, per (row, position):
-//   acc += (dw * dx) * float(dpbusd(seed, w, x))
-// with the same operation sequence per (row, position) whatever R and P: batched results are bit-identical
-// to single-position ones. An odd last block is a pair whose second half is zero on both sides.
-inline constexpr std::int64_t kPairBytes = 3 * 64;  // x, seed, dx of one block pair of one position
-
-// Prepared activations of one position: nb2 = ceil(nb / 2) pairs.
-struct QPairX {
-  const __m512i* x;     // (nb2,) 64 int8
-  const __m512i* seed;  // (nb2,) 16 int32
-  const __m512* dx;     // (nb2,) 16 f32
-};
-
-[[nodiscard]] inline QPairX qpair_view(const unsigned char* base, std::int64_t nb2) noexcept {
-  return {reinterpret_cast<const __m512i*>(base), reinterpret_cast<const __m512i*>(base + nb2 * 64),
-          reinterpret_cast<const __m512*>(base + nb2 * 128)};
-}
-
-// x (nb * 32,) f32 of one position -> its prepared pairs at out (nb2 * kPairBytes bytes, 64-aligned)
-template <DType T>
-inline void qpair_prepare(const float* x, std::int64_t nb, unsigned char* out) noexcept {
-  const std::int64_t nb2 = (nb + 1) / 2;
-  auto* xs = reinterpret_cast<std::int8_t*>(out);
-  auto* seed = reinterpret_cast<std::int32_t*>(out + nb2 * 64);
-  auto* dx = reinterpret_cast<float*>(out + nb2 * 128);
-  for (std::int64_t q = 0; q < nb2; ++q) {
-    std::int8_t blk[2][kQK] = {};
-    float d[2] = {0.0f, 0.0f};
-    for (int h = 0; h < 2 && 2 * q + h < nb; ++h) d[h] = quantize_block_q8_0(x + (2 * q + h) * kQK, blk[h]);
-    std::int8_t* v = xs + q * 64;
-    for (int h = 0; h < 2; ++h) {
-      if constexpr (T == DType::Q8_0) {
-        std::memcpy(v + 32 * h, blk[h], kQK);
-      } else {
-        std::memcpy(v + 16 * h, blk[h], 16);
-        std::memcpy(v + 32 + 16 * h, blk[h] + 16, 16);
-      }
-    }
-    // seed = -offset * (sum of each 4 bytes), offset = 128 (Q8_0) or 8 (Q4_0)
-    const __m512i sum4 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(1), _mm512_load_si512(v));
-    const __m512i neg = _mm512_sub_epi32(_mm512_setzero_si512(), sum4);
-    _mm512_store_si512(seed + q * 16, _mm512_maskz_slli_epi32(0xffff, neg, T == DType::Q8_0 ? 7 : 3));
-    for (int g = 0; g < 16; ++g) dx[q * 16 + g] = d[T == DType::Q8_0 ? g / 8 : (g / 4) % 2];
-  }
-}
-
-// The weight zmm of block pair at blk (full: both blocks; else only the first, the rest zero).
-// (The maskz forms with a full mask avoid GCC 12's false -Wmaybe-uninitialized on the unmasked ones.)
-[[nodiscard]] inline __m512i zext512(__m256i v) noexcept {
-  return _mm512_maskz_inserti64x4(0xff, _mm512_setzero_si512(), v, 0);
-}
-
-// The weight zmm of block pair at blk (full: both blocks; else only the first, the rest zero).
-template <DType T, bool kFull>
-[[nodiscard]] inline __m512i load_wpair(const unsigned char* blk) noexcept {
-  if constexpr (T == DType::Q8_0) {
-    __m512i v = zext512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2)));
-    if constexpr (kFull)
-      v = _mm512_maskz_inserti64x4(0xff, v, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 34 + 2)), 1);
-    return _mm512_xor_si512(v, _mm512_set1_epi8(static_cast<char>(0x80)));
-  } else {
-    __m256i t = _mm256_zextsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2)));
-    if constexpr (kFull)
-      t = _mm256_inserti128_si256(t, _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 18 + 2)), 1);
-    const __m512i v = _mm512_maskz_inserti64x4(0xff, zext512(t), _mm256_srli_epi16(t, 4), 1);
-    return _mm512_and_si512(v, _mm512_set1_epi8(0x0f));
-  }
-}
-
-// The two weight block scales of the pair at blk spread over their int32 lanes (see the layout above).
-template <DType T, bool kFull>
-[[nodiscard]] inline __m512 load_dwpair(const unsigned char* blk) noexcept {
-  std::uint16_t h0, h1 = 0;
-  std::memcpy(&h0, blk, 2);
-  if constexpr (kFull) std::memcpy(&h1, blk + block_bytes(T), 2);
-  const __m128 d = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(h0 | static_cast<std::uint32_t>(h1) << 16)));
-  const __m512i idx = T == DType::Q8_0 ? _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1)
-                                       : _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1);
-  return _mm512_maskz_permutexvar_ps(0xffff, idx, _mm512_zextps128_ps512(d));
-}
-
-template <DType T, int R, int P, bool kFull>
-inline void qpair_step(const unsigned char* w, std::int64_t ws, std::int64_t q, const QPairX* xs,
-                       __m512 (&acc)[R][P]) noexcept {
-  constexpr std::int64_t kPair = 2 * block_bytes(T);
-  __m512i wv[R];
-  __m512 dw[R];
-  for (int r = 0; r < R; ++r) {
-    const unsigned char* blk = w + r * ws + q * kPair;
-    if constexpr (kPrefetchBytes > 0) prefetch(blk + kPrefetchBytes);
-    wv[r] = load_wpair<T, kFull>(blk);
-    dw[r] = load_dwpair<T, kFull>(blk);
-  }
-  for (int p = 0; p < P; ++p) {
-    const __m512i xv = _mm512_load_si512(xs[p].x + q);
-    const __m512i seed = _mm512_load_si512(xs[p].seed + q);
-    const __m512 dx = _mm512_load_ps(reinterpret_cast<const float*>(xs[p].dx + q));
-    for (int r = 0; r < R; ++r) {
-      const __m512i dot = _mm512_dpbusd_epi32(seed, wv[r], xv);
-      acc[r][p] = _mm512_fmadd_ps(_mm512_mul_ps(dw[r], dx), _mm512_maskz_cvtepi32_ps(0xffff, dot), acc[r][p]);
-    }
-  }
-}
-
-[[nodiscard]] inline float hsum512(__m512 v) noexcept {
-  const __m256 lo = _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xff, _mm512_castps_pd(v), 0));
-  const __m256 hi = _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xff, _mm512_castps_pd(v), 1));
-  return hsum(_mm256_add_ps(lo, hi));
-}
-
-// W (R rows of nb blocks, stride ws bytes) @ P prepared positions -> y[p * ys + r]
-template <DType T, int R, int P, int kNb>
-inline void qpair_tile(const unsigned char* w, std::int64_t ws, const QPairX* xs, Extent<kNb> nb, float* y,
-                       std::int64_t ys) noexcept {
-  __m512 acc[R][P];
-  for (int r = 0; r < R; ++r)
-    for (int p = 0; p < P; ++p) acc[r][p] = _mm512_setzero_ps();
-  const std::int64_t full = nb.value() / 2;
-  for (std::int64_t q = 0; q < full; ++q) qpair_step<T, R, P, true>(w, ws, q, xs, acc);
-  if (nb.value() % 2 != 0) qpair_step<T, R, P, false>(w, ws, full, xs, acc);
-  for (int r = 0; r < R; ++r)
-    for (int p = 0; p < P; ++p) y[p * ys + r] = hsum512(acc[r][p]);
-}
-#else
-#define EDGESPEC_QPAIR 0
-#endif
 
 // ---------------------------------------------------------------- float dot products (F32/F16/BF16 x f32)
 #if defined(__AVX512F__)
@@ -470,6 +334,19 @@ inline constexpr std::int64_t kPosChunk = 16;
 template <int N>
 using Int = std::integral_constant<int, N>;
 
+// f(j, Int<P>) for the position tiles of [j0, j1): kTilePos at a time, then 3, 2 or 1.
+template <class F>
+inline void for_each_position_tile(std::int64_t j0, std::int64_t j1, F&& f) {
+  std::int64_t j = j0;
+  for (; j + kTilePos <= j1; j += kTilePos) f(j, Int<kTilePos>{});
+  switch (j1 - j) {
+    case 3: f(j, Int<3>{}); break;
+    case 2: f(j, Int<2>{}); break;
+    case 1: f(j, Int<1>{}); break;
+    default: break;
+  }
+}
+
 // Loop nest of one thread's rows [r0, r1) and all n positions; kernel(r, j, Int<R>, Int<P>) computes
 // y[j..j+P, r..r+R]:
 //
@@ -479,28 +356,18 @@ using Int = std::integral_constant<int, N>;
 //         P == 1: kernel(8 rows x 1)      else: kernel(4 rows x P) twice
 template <class Kernel>
 inline void for_each_tile(std::int64_t r0, std::int64_t r1, std::int64_t n, Kernel&& kernel) {
-  auto positions = [&](std::int64_t j0, std::int64_t j1, auto rows_tile) {
-    std::int64_t j = j0;
-    for (; j + kTilePos <= j1; j += kTilePos) rows_tile(j, Int<kTilePos>{});
-    switch (j1 - j) {
-      case 3: rows_tile(j, Int<3>{}); break;
-      case 2: rows_tile(j, Int<2>{}); break;
-      case 1: rows_tile(j, Int<1>{}); break;
-      default: break;
-    }
-  };
   for (std::int64_t c = 0; c < n; c += kPosChunk) {
     const std::int64_t c1 = std::min(n, c + kPosChunk);
     std::int64_t r = r0;
     for (; r + kTileRows <= r1; r += kTileRows)
-      positions(c, c1, [&](std::int64_t j, auto pt) {
+      for_each_position_tile(c, c1, [&](std::int64_t j, auto pt) {
         if constexpr (decltype(pt)::value == 1 || kTileRows % 4 != 0) {
           kernel(r, j, Int<kTileRows>{}, pt);
         } else {
           for (int h = 0; h < kTileRows; h += 4) kernel(r + h, j, Int<4>{}, pt);
         }
       });
-    for (; r < r1; ++r) positions(c, c1, [&](std::int64_t j, auto pt) { kernel(r, j, Int<1>{}, pt); });
+    for (; r < r1; ++r) for_each_position_tile(c, c1, [&](std::int64_t j, auto pt) { kernel(r, j, Int<1>{}, pt); });
   }
 }
 
@@ -521,66 +388,82 @@ void matmul_float(ThreadPool& pool, const MatrixView& w, const float* x, std::in
       row_grain(w.cols, n));
 }
 
-// W (rows, cols) Q8_0/Q4_0 @ x (n, cols) -> y (n, rows), activations quantized to Q8_0 first
+// x (n, cols) f32 -> Q8_0 activations in one buffer: q (n, cols) int8 | d (n, nb) f32 | seed (n, nb) int32,
+// seed = -offset * sum(q) per block (the packed kernels' dpbusd correction; offset 128 Q8_0, 8 Q4_0).
+template <DType T>
+[[nodiscard]] inline PackedX* prepare_activations(ThreadPool& pool, const float* x, std::int64_t n,
+                                                  std::int64_t cols, PackedX* views) {
+  const std::int64_t nb = cols / kQK;
+  const std::size_t q_bytes = static_cast<std::size_t>((n * cols + 63) / 64 * 64);
+  auto* scratch = static_cast<unsigned char*>(
+      activation_scratch().get(q_bytes + static_cast<std::size_t>(n * nb) * (sizeof(float) + sizeof(std::int32_t))));
+  auto* q = reinterpret_cast<std::int8_t*>(scratch);
+  auto* d = reinterpret_cast<float*>(scratch + q_bytes);
+  auto* seed = reinterpret_cast<std::int32_t*>(d + n * nb);
+  constexpr std::int32_t kOffset = T == DType::Q8_0 ? 128 : 8;
+  auto prepare = [&](std::int64_t j0, std::int64_t j1) {
+    for (std::int64_t i = j0 * nb; i < j1 * nb; ++i) {
+      d[i] = quantize_block_q8_0(x + i * kQK, q + i * kQK);
+      std::int32_t sum = 0;
+      for (int k = 0; k < kQK; ++k) sum += q[i * kQK + k];
+      seed[i] = -kOffset * sum;
+    }
+  };
+  if (n * cols <= 65536) {
+    prepare(0, n);
+  } else {
+    pool.parallel_for(n, prepare);
+  }
+  for (std::int64_t j = 0; j < n; ++j) views[j] = {q + j * cols, d + j * nb, seed + j * nb};
+  return views;
+}
+
+// W (rows, cols) Q8_0/Q4_0 @ x (n, cols) -> y (n, rows), activations quantized to Q8_0 first. The packed
+// groups of W (if any) go through the packed kernels, the remaining rows through dot_rows_quant.
 template <DType T, int kCols>
 void matmul_quant(ThreadPool& pool, const MatrixView& w, const float* x, std::int64_t n, float* y) {
   constexpr int kNb = kCols == dynamic_extent ? dynamic_extent : kCols / kQK;
   const Extent<kNb> nb(w.cols / kQK);
-  const std::int64_t cols = w.cols;
-  const std::int64_t ws = row_bytes(T, cols);
+  const std::int64_t ws = row_bytes(T, w.cols);
   const auto* base = static_cast<const unsigned char*>(w.data);
-  auto prepare_all = [&](auto&& prepare) {
-    if (n * cols <= 65536) {
-      prepare(std::int64_t{0}, n);
-    } else {
-      pool.parallel_for(n, prepare);
-    }
-  };
+  thread_local std::vector<PackedX> views;
+  if (views.size() < static_cast<std::size_t>(n)) views.resize(static_cast<std::size_t>(n));
+  const PackedX* xs = prepare_activations<T>(pool, x, n, w.cols, views.data());
 
-#if EDGESPEC_QPAIR
-  // (n, nb2) prepared block pairs, kPairBytes each
-  const std::int64_t nb2 = (nb.value() + 1) / 2;
-  const std::int64_t stride = nb2 * kPairBytes;
-  auto* prepared = static_cast<unsigned char*>(activation_scratch().get(static_cast<std::size_t>(n * stride)));
-  prepare_all([&](std::int64_t j0, std::int64_t j1) {
-    for (std::int64_t j = j0; j < j1; ++j) qpair_prepare<T>(x + j * cols, nb.value(), prepared + j * stride);
-  });
-  pool.parallel_for(
-      w.rows,
-      [&](std::int64_t r0, std::int64_t r1) {
-        for_each_tile(r0, r1, n, [&](std::int64_t r, std::int64_t j, auto rt, auto pt) {
-          constexpr int P = decltype(pt)::value;
-          QPairX xs[P];
-          for (int p = 0; p < P; ++p) xs[p] = qpair_view(prepared + (j + p) * stride, nb2);
-          qpair_tile<T, decltype(rt)::value, P>(base + r * ws, ws, xs, nb, y + j * w.rows + r, w.rows);
-        });
-      },
-      row_grain(cols, n));
-#else
-  // xq (n, cols) int8 | xd (n, nb) f32, in one buffer
-  const std::size_t q_bytes = static_cast<std::size_t>((n * cols + 63) / 64 * 64);
-  auto* scratch = static_cast<unsigned char*>(
-      activation_scratch().get(q_bytes + static_cast<std::size_t>(n * nb.value()) * sizeof(float)));
-  auto* xq = reinterpret_cast<std::int8_t*>(scratch);
-  auto* xd = reinterpret_cast<float*>(scratch + q_bytes);
-  prepare_all([&](std::int64_t j0, std::int64_t j1) {
-    for (std::int64_t i = j0 * nb.value(); i < j1 * nb.value(); ++i)
-      xd[i] = quantize_block_q8_0(x + i * kQK, xq + i * kQK);
-  });
-  pool.parallel_for(
-      w.rows,
-      [&](std::int64_t r0, std::int64_t r1) {
-        for_each_tile(r0, r1, n, [&](std::int64_t r, std::int64_t j, auto rt, auto pt) {
-          constexpr int R = decltype(rt)::value;
-          for (int p = 0; p < decltype(pt)::value; ++p) {
-            float out[R];
-            dot_rows_quant<T, R>(base + r * ws, ws, xq + (j + p) * cols, xd + (j + p) * nb.value(), nb, out);
-            for (int i = 0; i < R; ++i) y[(j + p) * w.rows + r + i] = out[i];
+  auto row_major = [&](std::int64_t r0, std::int64_t r1) {
+    for_each_tile(r0, r1, n, [&](std::int64_t r, std::int64_t j, auto rt, auto pt) {
+      constexpr int R = decltype(rt)::value;
+      for (int p = 0; p < decltype(pt)::value; ++p) {
+        float out[R];
+        dot_rows_quant<T, R>(base + r * ws, ws, xs[j + p].q, xs[j + p].d, nb, out);
+        for (int i = 0; i < R; ++i) y[(j + p) * w.rows + r + i] = out[i];
+      }
+    });
+  };
+#if EDGESPEC_PACKED_KERNELS
+  if (w.packed != nullptr) {
+    const std::int64_t groups = w.rows / kPackRows, gs = packed_group_bytes(T, nb.value());
+    const auto* packed = static_cast<const unsigned char*>(w.packed);
+    pool.parallel_for(
+        groups,
+        [&](std::int64_t g0, std::int64_t g1) {
+          // the lines packed_tile's own prefetches skip: the first kPackedPrefetchBytes of this part
+          const std::int64_t warm = std::min(kPackedPrefetchBytes, (g1 - g0) * gs);
+          for (std::int64_t off = 0; off < warm; off += 64) prefetch(packed + g0 * gs + off);
+          for (std::int64_t c = 0; c < n; c += kPosChunk) {
+            for (std::int64_t g = g0; g < g1; ++g)
+              for_each_position_tile(c, std::min(n, c + kPosChunk), [&](std::int64_t j, auto pt) {
+                packed_tile<T, decltype(pt)::value>(packed + g * gs, nb.value(), xs + j,
+                                                    y + j * w.rows + g * kPackRows, w.rows);
+              });
           }
-        });
-      },
-      row_grain(cols, n));
+        },
+        std::max<std::int64_t>(1, row_grain(w.cols, n) / kPackRows));
+    row_major(groups * kPackRows, w.rows);  // < 16 rows: not worth waking the pool
+    return;
+  }
 #endif
+  pool.parallel_for(w.rows, row_major, row_grain(w.cols, n));
 }
 
 }  // namespace detail

@@ -120,6 +120,27 @@ void swiglu(float* gate_inout, const float* up, std::int64_t n) {
   }
 }
 
+// sum_i a[i] b[i] over (n,): 16 lane sums over the 16-float chunks, then the lanes, then the tail in order
+template <int kN = dynamic_extent>
+[[nodiscard]] float dot(const float* a, const float* b, std::int64_t n) {
+  const Extent<kN> len(n);
+  const std::int64_t m = detail::chunked_end(len.value());
+  detail::Chunk acc = detail::Chunk::Zero();
+  for (std::int64_t i = 0; i < m; i += detail::kChunk) acc += detail::ConstChunkMap(a + i) * detail::ConstChunkMap(b + i);
+  float sum = acc.sum();
+  for (std::int64_t i = m; i < len.value(); ++i) sum += a[i] * b[i];
+  return sum;
+}
+
+// y (n,) += alpha * x (n,)      (one product and one sum per element: the same in any order)
+template <int kN = dynamic_extent>
+void axpy(float* y, float alpha, const float* x, std::int64_t n) {
+  const Extent<kN> len(n);
+  const std::int64_t m = detail::chunked_end(len.value());
+  for (std::int64_t i = 0; i < m; i += detail::kChunk) detail::ChunkMap(y + i) += alpha * detail::ConstChunkMap(x + i);
+  for (std::int64_t i = m; i < len.value(); ++i) y[i] += alpha * x[i];
+}
+
 // x (n,) += y (n,)      (exact in any order: one rounding per element)
 template <int kN = dynamic_extent>
 void add_inplace(float* x, const float* y, std::int64_t n) {

@@ -1,6 +1,7 @@
 // An in-memory copy of a model's weights in another type (e.g. a Q8_0 or Q4_0 drafter made from the F32
 // target at load time). Matrices whose width is not a multiple of the block size fall back to F16, as the
 // GGUF converters do (storage_type). Norm vectors are shared with the source, which the copy keeps alive.
+// Q8_0/Q4_0 results are packed for the matmul (pack_weights).
 #pragma once
 
 #include <memory>
@@ -17,6 +18,7 @@ namespace edgespec {
   const LlamaWeights& src = *source;
   LlamaWeights w = src;  // config, norm pointers, mapping, vocabulary
   w.owned.clear();       // the new matrices go here; the norms stay in `source`
+  w.packed_owned.clear();
   w.base = std::move(source);
   auto convert = [&](const MatrixView& m) {
     const DType t = storage_type(type, m.cols);
@@ -33,6 +35,7 @@ namespace edgespec {
   for (LayerWeights& L : w.layers)
     for (MatrixView* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w1, &L.w2, &L.w3}) *m = convert(*m);
   w.config.weight_type = w.layers.empty() ? type : w.layers[0].wq.type;
+  pack_weights(w, pool);
   return w;
 }
 

@@ -263,7 +263,7 @@ class Transformer {
     const auto per_thread = seq + 2 * static_cast<std::size_t>(hd);  // scores, q, one K/V row as f32
     scratch_.resize(static_cast<std::size_t>(pool_->size()) * per_thread);
     const int p0 = pos_;
-    const Extent<kHeadDim == dynamic ? dynamic_extent : kHeadDim> h_len(hd);
+    constexpr int kHd = kHeadDim == dynamic ? dynamic_extent : kHeadDim;
     auto body = [&](int t, int n_threads) {
       float* s = scratch_.data() + static_cast<std::size_t>(t) * per_thread;
       float* qf = s + seq;
@@ -277,18 +277,14 @@ class Transformer {
         to_cache_precision<T>(q_.data() + i * d + h * hd, qf, hd);
         for (int p = 0; p < len; ++p) {
           const float* k = as_f32(row<T>(k_cache_, layer, p) + off, kf, hd);
-          float acc = 0.0f;
-          for (std::int64_t j = 0; j < h_len.value(); ++j) acc += qf[j] * k[j];
-          s[p] = acc * scale;
+          s[p] = dot<kHd>(qf, k, hd) * scale;
         }
         softmax_inplace(s, len);
         to_cache_precision<T>(s, s, len);
         float* out = att_.data() + i * d + h * hd;
         std::fill_n(out, hd, 0.0f);
         for (int p = 0; p < len; ++p) {
-          const float* v = as_f32(row<T>(v_cache_, layer, p) + off, kf, hd);
-          const float a = s[p];
-          for (std::int64_t j = 0; j < h_len.value(); ++j) out[j] += a * v[j];
+          axpy<kHd>(out, s[p], as_f32(row<T>(v_cache_, layer, p) + off, kf, hd), hd);
         }
       }
     };

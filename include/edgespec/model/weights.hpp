@@ -59,6 +59,7 @@ struct LlamaWeights {
   std::shared_ptr<MappedFile> mapping;
   std::shared_ptr<GgufFile> gguf;  // kept for the embedded tokenizer
   std::vector<std::vector<std::byte>> owned;
+  std::vector<std::shared_ptr<std::byte>> packed_owned;  // the packed copies of Q8_0/Q4_0 matrices
   std::shared_ptr<const LlamaWeights> base;  // weights this one borrows from (requantize), kept alive
 
   // Bytes of weights one forward pass reads (all layer matrices + classifier; one embedding row is negligible).
@@ -356,19 +357,46 @@ inline LlamaWeights load_llama2c_int8(std::shared_ptr<MappedFile> file) {
 
 }  // namespace detail
 
+// Gives every Q8_0/Q4_0 layer matrix and the classifier a packed copy (kernels/packed.hpp) that matmul
+// streams instead of the row-major rows; a no-op in builds without the packed kernels. The row-major views
+// stay valid (embedding lookups, rows past the last whole group, export). Memory: one copy of those
+// matrices, the same size as in the file; the file's pages then stay in the page cache only.
+inline void pack_weights(LlamaWeights& w, ThreadPool* pool = nullptr) {
+  if constexpr (!kPackedKernels) return;
+  auto pack = [&](MatrixView& m) {
+    if (!packable(m.type) || m.rows < kPackRows || m.packed != nullptr) return;
+    w.packed_owned.push_back(allocate_aligned(static_cast<std::size_t>(packed_bytes(m.type, m.rows, m.cols))));
+    pack_rows(m.type, m.data, m.rows, m.cols, w.packed_owned.back().get(), pool);
+    m.packed = w.packed_owned.back().get();
+  };
+  for (LayerWeights& L : w.layers)
+    for (MatrixView* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w1, &L.w2, &L.w3}) pack(*m);
+  pack(w.output);
+}
+
+struct LoadOptions {
+  bool pack = kPackedKernels;  // pack_weights after loading (false: matmul reads the row-major rows)
+  ThreadPool* pool = nullptr;  // threads for packing; nullptr: the calling thread
+};
+
 // Opens any supported model file, recognised by its first bytes: "GGUF", 'ak42' (llama2.c int8), else a
 // llama2.c fp32 header.
-[[nodiscard]] inline LlamaWeights load_weights(const std::string& path) {
+[[nodiscard]] inline LlamaWeights load_weights(const std::string& path, const LoadOptions& options = {}) {
   auto file = std::make_shared<MappedFile>(path);
   ES_CHECK(file->size() >= 28, path, ": file is too small (", file->size(), " bytes) to be a model");
   std::uint32_t magic;
   std::memcpy(&magic, file->data(), 4);
+  LlamaWeights w;
   if (magic == gguf::kMagic) {
     file.reset();
-    return detail::load_gguf(path);
+    w = detail::load_gguf(path);
+  } else if (magic == 0x616b3432u) {
+    w = detail::load_llama2c_int8(std::move(file));
+  } else {
+    w = detail::load_llama2c_fp32(std::move(file));
   }
-  if (magic == 0x616b3432u) return detail::load_llama2c_int8(std::move(file));
-  return detail::load_llama2c_fp32(std::move(file));
+  if (options.pack) pack_weights(w, options.pool);
+  return w;
 }
 
 }  // namespace edgespec
