@@ -246,7 +246,8 @@ class Transformer {
     for (std::int64_t i = 0; i < n; ++i) rmsnorm<kDim>(xb_.data() + i * c_.dim, x + i * c_.dim, w, c_.dim, c_.norm_eps);
   }
 
-  // att_ (n, dim) from q_ and the cache, one task per (position, head).
+  // att_ (n, dim) from q_ and the cache, one task per (position, KV head): each K and V row is converted to
+  // f32 once for the `group` query heads that share it (GQA).
   void attention(int layer, std::int64_t n) {
     if (kv_type_ == KvType::F16)
       attention_impl<std::uint16_t>(layer, n);
@@ -256,40 +257,44 @@ class Transformer {
 
   template <class T>
   void attention_impl(int layer, std::int64_t n) {
-    const int hd = c_.head_dim(), n_heads = c_.n_heads, group = c_.n_heads / c_.n_kv_heads;
+    const int hd = c_.head_dim(), n_kv = c_.n_kv_heads, group = c_.n_heads / c_.n_kv_heads;
     const std::int64_t d = c_.dim;
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
     const auto seq = static_cast<std::size_t>(c_.max_seq);
-    const auto per_thread = seq + 2 * static_cast<std::size_t>(hd);  // scores, q, one K/V row as f32
+    const auto uhd = static_cast<std::size_t>(hd), ugroup = static_cast<std::size_t>(group);
+    const std::size_t per_thread = ugroup * (seq + uhd) + uhd;  // scores (group, seq), q (group, hd), a K/V row
     scratch_.resize(static_cast<std::size_t>(pool_->size()) * per_thread);
     const int p0 = pos_;
     constexpr int kHd = kHeadDim == dynamic ? dynamic_extent : kHeadDim;
     auto body = [&](int t, int n_threads) {
-      float* s = scratch_.data() + static_cast<std::size_t>(t) * per_thread;
-      float* qf = s + seq;
-      float* kf = qf + hd;
-      const std::int64_t tasks = n * n_heads;
+      float* scores = scratch_.data() + static_cast<std::size_t>(t) * per_thread;
+      float* qf = scores + ugroup * seq;
+      float* kf = qf + ugroup * uhd;
+      const std::int64_t tasks = n * n_kv;
       for (std::int64_t task = t; task < tasks; task += n_threads) {
-        const std::int64_t i = task / n_heads;
-        const int h = static_cast<int>(task % n_heads);
+        const std::int64_t i = task / n_kv;
+        const int kvh = static_cast<int>(task % n_kv);
         const int len = p0 + static_cast<int>(i) + 1;  // causal: positions 0 .. p0+i
-        const std::size_t off = static_cast<std::size_t>(h / group) * static_cast<std::size_t>(hd);
-        to_cache_precision<T>(q_.data() + i * d + h * hd, qf, hd);
+        const std::size_t off = static_cast<std::size_t>(kvh) * uhd;
+        const std::int64_t head0 = static_cast<std::int64_t>(kvh) * group;  // first query head of the group
+        for (int g = 0; g < group; ++g) to_cache_precision<T>(q_.data() + i * d + (head0 + g) * hd, qf + g * hd, hd);
         for (int p = 0; p < len; ++p) {
           const float* k = as_f32(row<T>(k_cache_, layer, p) + off, kf, hd);
-          s[p] = dot<kHd>(qf, k, hd) * scale;
+          for (int g = 0; g < group; ++g) scores[g * seq + p] = dot<kHd>(qf + g * hd, k, hd) * scale;
         }
-        softmax_inplace(s, len);
-        to_cache_precision<T>(s, s, len);
-        float* out = att_.data() + i * d + h * hd;
-        std::fill_n(out, hd, 0.0f);
+        for (int g = 0; g < group; ++g) {
+          softmax_inplace(scores + g * seq, len);
+          to_cache_precision<T>(scores + g * seq, scores + g * seq, len);
+          std::fill_n(att_.data() + i * d + (head0 + g) * hd, hd, 0.0f);
+        }
         for (int p = 0; p < len; ++p) {
-          axpy<kHd>(out, s[p], as_f32(row<T>(v_cache_, layer, p) + off, kf, hd), hd);
+          const float* v = as_f32(row<T>(v_cache_, layer, p) + off, kf, hd);
+          for (int g = 0; g < group; ++g) axpy<kHd>(att_.data() + i * d + (head0 + g) * hd, scores[g * seq + p], v, hd);
         }
       }
     };
     // Below ~64K multiply-adds a fork-join costs more than it saves (tiny models, short contexts).
-    const std::int64_t work = n * n_heads * (p0 + n) * hd;
+    const std::int64_t work = n * c_.n_heads * (p0 + n) * hd;
     if (work < 65536) body(0, 1);
     else pool_->run_on_all(body);
   }
@@ -297,10 +302,16 @@ class Transformer {
   // dst = src rounded to the cache's precision (f16 round trip for an f16 cache, a copy otherwise).
   template <class T>
   static void to_cache_precision(const float* src, float* dst, std::int64_t n) {
-    if constexpr (std::is_same_v<T, std::uint16_t>)
-      for (std::int64_t j = 0; j < n; ++j) dst[j] = fp16_to_fp32(fp32_to_fp16(src[j]));
-    else if (dst != src)
+    if constexpr (std::is_same_v<T, std::uint16_t>) {
+      std::uint16_t h[64];
+      for (std::int64_t j = 0; j < n; j += 64) {
+        const std::int64_t m = std::min<std::int64_t>(64, n - j);
+        fp32_to_fp16_row(src + j, h, m);
+        fp16_to_fp32_row(h, dst + j, m);
+      }
+    } else if (dst != src) {
       std::copy_n(src, n, dst);
+    }
   }
   // A cache row as f32: converted into `buf` for f16, the row itself for f32.
   static const float* as_f32(const std::uint16_t* src, float* buf, int n) {
