@@ -116,7 +116,8 @@ TEST_CASE("dot and axpy against double references, fixed and dynamic sizes, any 
       std::vector<float> y(static_cast<std::size_t>(n), 0.25f);
       axpy(y.data(), -1.5f, a, n);
       for (std::int64_t i = 0; i < n; ++i)  // one rounding (fused) or two
-        CHECK(y[static_cast<std::size_t>(i)] == Approx(0.25 - 1.5 * static_cast<double>(a[i])).epsilon(1e-6).margin(1e-7));
+        CHECK(y[static_cast<std::size_t>(i)] ==
+              Approx(0.25 - 1.5 * static_cast<double>(a[i])).epsilon(1e-6).margin(1e-7));
     }
   }
   auto a = randn(64, 23), b = randn(64, 24);

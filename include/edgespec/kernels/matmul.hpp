@@ -57,8 +57,8 @@ struct MatrixView {
   std::int64_t rows;
   std::int64_t cols;
   const void* data;              // row-major rows, row_bytes(type, cols) each
-  const void* packed = nullptr;  // optional: the same Q8_0/Q4_0 rows' whole groups in the packed layout
-                                 // (kernels/packed.hpp), which matmul streams instead where it can
+  const void* packed = nullptr;  // optional, 64-byte aligned: the same Q8_0/Q4_0 rows' whole groups in the
+                                 // packed layout (kernels/packed.hpp), which matmul streams instead where it can
 };
 
 namespace detail {
@@ -442,6 +442,8 @@ void matmul_quant(ThreadPool& pool, const MatrixView& w, const float* x, std::in
   };
 #if EDGESPEC_PACKED_KERNELS
   if (w.packed != nullptr) {
+    ES_CHECK(reinterpret_cast<std::uintptr_t>(w.packed) % 64 == 0,
+             "matmul: packed weights must be 64-byte aligned (allocate them with allocate_aligned)");
     const std::int64_t groups = w.rows / kPackRows, gs = packed_group_bytes(T, nb.value());
     const auto* packed = static_cast<const unsigned char*>(w.packed);
     pool.parallel_for(

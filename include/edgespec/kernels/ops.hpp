@@ -126,7 +126,8 @@ template <int kN = dynamic_extent>
   const Extent<kN> len(n);
   const std::int64_t m = detail::chunked_end(len.value());
   detail::Chunk acc = detail::Chunk::Zero();
-  for (std::int64_t i = 0; i < m; i += detail::kChunk) acc += detail::ConstChunkMap(a + i) * detail::ConstChunkMap(b + i);
+  for (std::int64_t i = 0; i < m; i += detail::kChunk)
+    acc += detail::ConstChunkMap(a + i) * detail::ConstChunkMap(b + i);
   float sum = acc.sum();
   for (std::int64_t i = m; i < len.value(); ++i) sum += a[i] * b[i];
   return sum;

@@ -104,7 +104,8 @@ inline void pack_rows(DType t, const void* src, std::int64_t rows, std::int64_t 
   auto pack_groups = [&](std::int64_t g0, std::int64_t g1) {
     for (std::int64_t g = g0; g < g1; ++g) {
       unsigned char* group = out + g * gs;
-      if (nb % 2 != 0) std::memset(group + gs - packed_pair_bytes(t), 0, static_cast<std::size_t>(packed_pair_bytes(t)));
+      const std::int64_t pair = packed_pair_bytes(t);
+      if (nb % 2 != 0) std::memset(group + gs - pair, 0, static_cast<std::size_t>(pair));  // the half-empty pair
       for (int r = 0; r < kPackRows; ++r) {
         const unsigned char* row = in + (g * kPackRows + r) * ws;
         for (std::int64_t b = 0; b < nb; ++b) {
@@ -131,9 +132,9 @@ inline void pack_rows(DType t, const void* src, std::int64_t rows, std::int64_t 
 
 namespace detail {
 
-// Bytes ahead in a group's stream that packed_tile prefetches each block's cache lines: the hardware
-// prefetcher alone leaves one core at ~0.65 of its read bandwidth on this stream, 4 KiB ahead at ~0.85-0.95
-// (bench/bench_matmul, BM_packed_prefetch).
+// Bytes ahead in a group's stream that packed_tile prefetches each pair's cache lines. On the development
+// machine one core read a median 0.75 of the probe without it and 0.84 with 4 KiB (bench_matmul, packed Q8_0;
+// docs/performance.md).
 #ifndef EDGESPEC_PACKED_PREFETCH_BYTES
 #define EDGESPEC_PACKED_PREFETCH_BYTES 4096
 #endif
