@@ -244,6 +244,11 @@ TEST_CASE("matmul rejects bad shapes", "[matmul]") {
   std::vector<float> x(64), y(64);
   CHECK_THROWS_AS(matmul(pool, MatrixView{DType::Q4_0, 2, 40, buf.data()}, x.data(), 1, y.data()), Error);
   CHECK_THROWS_AS(matmul(pool, MatrixView{DType::F32, 2, 4, buf.data()}, x.data(), -1, y.data()), Error);
+  if (kPackedKernels) {  // packed views must be 64-byte aligned (the kernel's loads are aligned)
+    auto* p = reinterpret_cast<unsigned char*>((reinterpret_cast<std::uintptr_t>(buf.data()) + 63) / 64 * 64);
+    const MatrixView misaligned{DType::Q8_0, 16, 32, buf.data(), p + 1};
+    CHECK_THROWS_AS(matmul(pool, misaligned, x.data(), 1, y.data()), Error);
+  }
   CHECK_THROWS_AS(pack_rows(DType::F16, buf.data(), 16, 32, buf.data()), Error);
   CHECK_THROWS_AS(pack_rows(DType::Q8_0, buf.data(), 16, 40, buf.data()), Error);
 }
