@@ -89,12 +89,4 @@ class ReadProbe {
   std::vector<float> sink_;
 };
 
-// Bytes per second read by every thread of pool summing its part of a `bytes` buffer (best of reps passes).
-inline double read_bandwidth(ThreadPool& pool, std::size_t bytes, int reps = 5) {
-  ReadProbe probe(pool, bytes);
-  double best = 0.0;
-  for (int r = 0; r < reps; ++r) best = std::max(best, probe.bytes_per_second());
-  return best;
-}
-
 }  // namespace edgespec::bench

@@ -163,7 +163,7 @@ using QDot = std::int32_t;
 }
 
 // W (R rows of nb Q8_0/Q4_0 blocks, stride ws bytes) @ x (nb * 32,) as xq int8 + xd (nb,) -> out (R,)
-// (the per-position path of targets without AVX-512 VNNI)
+// (per position; rows without a packed copy, and every row on targets without AVX-512 VNNI)
 template <DType T, int R, int kNb>
 inline void dot_rows_quant(const unsigned char* w, std::int64_t ws, const std::int8_t* xq, const float* xd,
                            Extent<kNb> nb, float* out) noexcept {
@@ -390,9 +390,10 @@ void matmul_float(ThreadPool& pool, const MatrixView& w, const float* x, std::in
 
 // x (n, cols) f32 -> Q8_0 activations in one buffer: q (n, cols) int8 | d (n, nb) f32 | seed (n, nb) int32,
 // seed = -offset * sum(q) per block (the packed kernels' dpbusd correction; offset 128 Q8_0, 8 Q4_0).
+// views (n,) receives one PackedX per position.
 template <DType T>
-[[nodiscard]] inline PackedX* prepare_activations(ThreadPool& pool, const float* x, std::int64_t n,
-                                                  std::int64_t cols, PackedX* views) {
+inline void prepare_activations(ThreadPool& pool, const float* x, std::int64_t n, std::int64_t cols,
+                                PackedX* views) {
   const std::int64_t nb = cols / kQK;
   const std::size_t q_bytes = static_cast<std::size_t>((n * cols + 63) / 64 * 64);
   auto* scratch = static_cast<unsigned char*>(
@@ -415,7 +416,6 @@ template <DType T>
     pool.parallel_for(n, prepare);
   }
   for (std::int64_t j = 0; j < n; ++j) views[j] = {q + j * cols, d + j * nb, seed + j * nb};
-  return views;
 }
 
 // W (rows, cols) Q8_0/Q4_0 @ x (n, cols) -> y (n, rows), activations quantized to Q8_0 first. The packed
@@ -428,7 +428,8 @@ void matmul_quant(ThreadPool& pool, const MatrixView& w, const float* x, std::in
   const auto* base = static_cast<const unsigned char*>(w.data);
   thread_local std::vector<PackedX> views;
   if (views.size() < static_cast<std::size_t>(n)) views.resize(static_cast<std::size_t>(n));
-  const PackedX* xs = prepare_activations<T>(pool, x, n, w.cols, views.data());
+  prepare_activations<T>(pool, x, n, w.cols, views.data());
+  const PackedX* xs = views.data();
 
   auto row_major = [&](std::int64_t r0, std::int64_t r1) {
     for_each_tile(r0, r1, n, [&](std::int64_t r, std::int64_t j, auto rt, auto pt) {
