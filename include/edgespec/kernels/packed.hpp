@@ -132,11 +132,12 @@ inline void pack_rows(DType t, const void* src, std::int64_t rows, std::int64_t 
 
 namespace detail {
 
-// Bytes ahead in a group's stream that packed_tile prefetches each pair's cache lines. On the development
-// machine one core read a median 0.75 of the probe without it and 0.84 with 4 KiB (bench_matmul, packed Q8_0;
-// docs/performance.md).
+// Bytes ahead in a group's stream that packed_tile software-prefetches each pair's cache lines; 0 leaves the
+// stream to the hardware prefetchers. Which is faster depends on the host: on the development VM a 4 KiB
+// distance once won (0.84 vs 0.75 of the probe), and on its later Zen 5 host no prefetch wins (decode 0.86
+// vs 0.81 at 1 thread, interleaved in one process; docs/performance.md). A build can set it.
 #ifndef EDGESPEC_PACKED_PREFETCH_BYTES
-#define EDGESPEC_PACKED_PREFETCH_BYTES 4096
+#define EDGESPEC_PACKED_PREFETCH_BYTES 0
 #endif
 inline constexpr std::int64_t kPackedPrefetchBytes = EDGESPEC_PACKED_PREFETCH_BYTES;
 
