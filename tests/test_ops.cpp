@@ -6,6 +6,7 @@
 #include <random>
 #include <vector>
 
+#include "edgespec/kernels/attention.hpp"
 #include "edgespec/kernels/ops.hpp"
 #include "edgespec/kernels/quantize.hpp"
 
@@ -231,4 +232,61 @@ TEST_CASE("dequantize F32/F16/BF16 rows at odd alignment", "[quantize]") {
   std::memcpy(buf.data() + 1, h.data(), 37 * 2);
   dequantize_row(DType::BF16, buf.data() + 1, y.data(), 37);
   for (int i = 0; i < 37; ++i) REQUIRE(y[i] == bf16_to_fp32(h[i]));
+}
+
+// key_scores / weighted_values (kernels/attention.hpp) against double-precision references, for f32 and f16
+// rows, head sizes on and off the AVX-512 path, key counts around the 16-key blocks, and the property the
+// batched attention relies on: a key's score does not depend on how many keys come with it.
+TEMPLATE_TEST_CASE("attention kernels", "[ops][attention]", float, std::uint16_t) {
+  const int G = 4;
+  for (std::int64_t hd : {8, 48, 64, 80, 128}) {
+    const std::int64_t ld = 3 * hd + 16;  // rows strided as in a cache with other heads between them
+    for (std::int64_t n : {1, 5, 15, 16, 17, 33, 100}) {
+      auto kf = randn(static_cast<std::size_t>(n * ld), 21), vf = randn(static_cast<std::size_t>(n * ld), 22);
+      std::vector<TestType> k(kf.size()), v(vf.size());
+      for (std::size_t i = 0; i < kf.size(); ++i) {
+        if constexpr (std::is_same_v<TestType, float>) {
+          k[i] = kf[i];
+          v[i] = vf[i];
+        } else {
+          k[i] = fp32_to_fp16(kf[i]);
+          v[i] = fp32_to_fp16(vf[i]);
+          kf[i] = fp16_to_fp32(k[i]);
+          vf[i] = fp16_to_fp32(v[i]);
+        }
+      }
+      const auto q = randn(static_cast<std::size_t>(G * hd), 23);
+      const std::int64_t lds = n + 3;
+      std::vector<float> s(static_cast<std::size_t>(G * lds), -7.0f), buf(static_cast<std::size_t>(16 * hd));
+      const float scale = 0.125f;
+      key_scores(q.data(), G, k.data(), ld, n, hd, scale, s.data(), lds, buf.data());
+      for (int g = 0; g < G; ++g) {
+        for (std::int64_t j = 0; j < n; ++j) {
+          double ref = 0;
+          for (std::int64_t e = 0; e < hd; ++e) ref += double(q[g * hd + e]) * kf[j * ld + e];
+          REQUIRE(s[g * lds + j] == Approx(ref * scale).margin(1e-4));
+        }
+        for (std::int64_t j = n; j < lds; ++j) REQUIRE(s[g * lds + j] == -7.0f);  // nothing past n written
+      }
+      // the first m keys scored alone give the same bits as within all n
+      for (std::int64_t m : {std::int64_t{1}, n / 2 + 1}) {
+        std::vector<float> sm(static_cast<std::size_t>(G * lds));
+        key_scores(q.data(), G, k.data(), ld, m, hd, scale, sm.data(), lds, buf.data());
+        for (int g = 0; g < G; ++g)
+          for (std::int64_t j = 0; j < m; ++j) REQUIRE(std::bit_cast<std::uint32_t>(sm[g * lds + j]) == std::bit_cast<std::uint32_t>(s[g * lds + j]));
+      }
+      const auto p = randn(static_cast<std::size_t>(G * lds), 24);
+      std::vector<float> o(static_cast<std::size_t>(G * hd), 99.0f);
+      weighted_values(p.data(), lds, G, v.data(), ld, n, hd, o.data(), buf.data());
+      for (int g = 0; g < G; ++g)
+        for (std::int64_t e = 0; e < hd; ++e) {
+          double ref = 0;
+          for (std::int64_t j = 0; j < n; ++j) ref += double(p[g * lds + j]) * vf[j * ld + e];
+          REQUIRE(o[g * hd + e] == Approx(ref).margin(1e-4));
+        }
+    }
+  }
+  std::vector<float> q(64), s(4), buf(16 * 64);
+  std::vector<TestType> k(64);
+  CHECK_THROWS_AS(key_scores<64>(q.data(), 1, k.data(), 64, 1, 63, 1.0f, s.data(), 4, buf.data()), Error);
 }

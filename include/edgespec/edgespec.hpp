@@ -18,6 +18,7 @@
 #include "edgespec/io/gguf_export.hpp"
 #include "edgespec/io/gguf_writer.hpp"
 #include "edgespec/io/mapped_file.hpp"
+#include "edgespec/kernels/attention.hpp"
 #include "edgespec/kernels/matmul.hpp"
 #include "edgespec/kernels/ops.hpp"
 #include "edgespec/kernels/quantize.hpp"

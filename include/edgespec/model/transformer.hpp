@@ -31,6 +31,7 @@
 
 #include "edgespec/core/error.hpp"
 #include "edgespec/core/extent.hpp"
+#include "edgespec/kernels/attention.hpp"
 #include "edgespec/kernels/matmul.hpp"
 #include "edgespec/kernels/ops.hpp"
 #include "edgespec/kernels/quantize.hpp"
@@ -246,8 +247,8 @@ class Transformer {
     for (std::int64_t i = 0; i < n; ++i) rmsnorm<kDim>(xb_.data() + i * c_.dim, x + i * c_.dim, w, c_.dim, c_.norm_eps);
   }
 
-  // att_ (n, dim) from q_ and the cache, one task per (position, KV head): each K and V row is converted to
-  // f32 once for the `group` query heads that share it (GQA).
+  // att_ (n, dim) from q_ and the cache, one task per (position, KV head): the `group` query heads that share
+  // a K/V head (GQA) are computed together (kernels/attention.hpp), so each K row is converted to f32 once.
   void attention(int layer, std::int64_t n) {
     if (kv_type_ == KvType::F16)
       attention_impl<std::uint16_t>(layer, n);
@@ -262,14 +263,16 @@ class Transformer {
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
     const auto seq = static_cast<std::size_t>(c_.max_seq);
     const auto uhd = static_cast<std::size_t>(hd), ugroup = static_cast<std::size_t>(group);
-    const std::size_t per_thread = ugroup * (seq + uhd) + uhd;  // scores (group, seq), q (group, hd), a K/V row
+    // per thread: scores (group, seq), q (group, hd), a block of 16 K rows as f32 (16, hd)
+    const std::size_t per_thread = ugroup * (seq + uhd) + 16 * uhd;
     scratch_.resize(static_cast<std::size_t>(pool_->size()) * per_thread);
     const int p0 = pos_;
     constexpr int kHd = kHeadDim == dynamic ? dynamic_extent : kHeadDim;
+    const auto ld = static_cast<std::int64_t>(kv_len());  // elements from one position's cache row to the next
     auto body = [&](int t, int n_threads) {
       float* scores = scratch_.data() + static_cast<std::size_t>(t) * per_thread;
       float* qf = scores + ugroup * seq;
-      float* kf = qf + ugroup * uhd;
+      float* buf = qf + ugroup * uhd;
       const std::int64_t tasks = n * n_kv;
       for (std::int64_t task = t; task < tasks; task += n_threads) {
         const std::int64_t i = task / n_kv;
@@ -278,19 +281,14 @@ class Transformer {
         const std::size_t off = static_cast<std::size_t>(kvh) * uhd;
         const std::int64_t head0 = static_cast<std::int64_t>(kvh) * group;  // first query head of the group
         for (int g = 0; g < group; ++g) to_cache_precision<T>(q_.data() + i * d + (head0 + g) * hd, qf + g * hd, hd);
-        for (int p = 0; p < len; ++p) {
-          const float* k = as_f32(row<T>(k_cache_, layer, p) + off, kf, hd);
-          for (int g = 0; g < group; ++g) scores[g * seq + p] = dot<kHd>(qf + g * hd, k, hd) * scale;
-        }
+        key_scores<kHd>(qf, group, row<T>(k_cache_, layer, 0) + off, ld, len, hd, scale, scores,
+                        static_cast<std::int64_t>(seq), buf);
         for (int g = 0; g < group; ++g) {
           softmax_inplace(scores + g * seq, len);
           to_cache_precision<T>(scores + g * seq, scores + g * seq, len);
-          std::fill_n(att_.data() + i * d + (head0 + g) * hd, hd, 0.0f);
         }
-        for (int p = 0; p < len; ++p) {
-          const float* v = as_f32(row<T>(v_cache_, layer, p) + off, kf, hd);
-          for (int g = 0; g < group; ++g) axpy<kHd>(att_.data() + i * d + (head0 + g) * hd, scores[g * seq + p], v, hd);
-        }
+        weighted_values<kHd>(scores, static_cast<std::int64_t>(seq), group, row<T>(v_cache_, layer, 0) + off, ld,
+                             len, hd, att_.data() + i * d + head0 * hd, buf);
       }
     };
     // Below ~64K multiply-adds a fork-join costs more than it saves (tiny models, short contexts).
@@ -313,12 +311,6 @@ class Transformer {
       std::copy_n(src, n, dst);
     }
   }
-  // A cache row as f32: converted into `buf` for f16, the row itself for f32.
-  static const float* as_f32(const std::uint16_t* src, float* buf, int n) {
-    fp16_to_fp32_row(src, buf, n);
-    return buf;
-  }
-  static const float* as_f32(const float* src, float*, int) { return src; }
 
   std::shared_ptr<const LlamaWeights> w_;
   ThreadPool* pool_;
