@@ -96,7 +96,8 @@ void softmax_inplace(float* x, std::int64_t n) {
   Eigen::Array<double, detail::kChunk, 1> acc = Eigen::Array<double, detail::kChunk, 1>::Zero();
   for (std::int64_t i = 0; i < m; i += detail::kChunk) {
     detail::ChunkMap c(x + i);
-    c = (c - mx).exp();
+    // exact zeros for -inf (SSE Eigen's exp clamps its input and would return a tiny positive value)
+    c = (c == -std::numeric_limits<float>::infinity()).select(0.0f, (c - mx).exp());
     acc += c.cast<double>();
   }
   double sum = acc.sum();

@@ -183,7 +183,8 @@ class Transformer {
       norm_rows(x, L.ffn_norm, n);
       matmul<kDim>(*pool_, L.w1, xb_.data(), n, hb_.data());
       matmul<kDim>(*pool_, L.w3, xb_.data(), n, hb2_.data());
-      swiglu(hb_.data(), hb2_.data(), n * ff);
+      for (std::int64_t i = 0; i < n; ++i)  // row by row: a row's chunking, so its rounding, is the same for any n
+        swiglu<kFfn>(hb_.data() + i * ff, hb2_.data() + i * ff, ff);
       matmul<kFfn>(*pool_, L.w2, hb_.data(), n, xb_.data());
       add_inplace(x, xb_.data(), n * d);
     }
