@@ -132,14 +132,20 @@ inline void pack_rows(DType t, const void* src, std::int64_t rows, std::int64_t 
 
 namespace detail {
 
-// Bytes ahead in a group's stream that packed_tile software-prefetches each pair's cache lines; 0 leaves the
-// stream to the hardware prefetchers. Which is faster depends on the host: on the development VM a 4 KiB
-// distance once won (0.84 vs 0.75 of the probe), and on its later Zen 5 host no prefetch wins (decode 0.86
-// vs 0.81 at 1 thread, interleaved in one process; docs/performance.md). A build can set it.
-#ifndef EDGESPEC_PACKED_PREFETCH_BYTES
-#define EDGESPEC_PACKED_PREFETCH_BYTES 0
+// Bytes ahead in a group's stream that packed_tile software-prefetches each pair's cache lines, per type;
+// 0 leaves the stream to the hardware prefetchers. Measured on the development VM's Zen 5 host
+// (docs/performance.md): Q8_0 decode reads more without (0.86 vs 0.81 of the probe at 1 thread, interleaved
+// in one process), Q4_0, with twice the instructions per byte, needs it (46 vs 28 tok/s at 1 thread).
+// On an earlier host of the same VM, 4 KiB also won for Q8_0. A build can set either.
+#ifndef EDGESPEC_PACKED_PREFETCH_Q8_0
+#define EDGESPEC_PACKED_PREFETCH_Q8_0 0
 #endif
-inline constexpr std::int64_t kPackedPrefetchBytes = EDGESPEC_PACKED_PREFETCH_BYTES;
+#ifndef EDGESPEC_PACKED_PREFETCH_Q4_0
+#define EDGESPEC_PACKED_PREFETCH_Q4_0 4096
+#endif
+template <DType T>
+inline constexpr std::int64_t kPackedPrefetchBytes =
+    T == DType::Q8_0 ? EDGESPEC_PACKED_PREFETCH_Q8_0 : EDGESPEC_PACKED_PREFETCH_Q4_0;
 
 // Activations of one position prepared for the packed kernels: (cols,) int8, then per block d_x and the
 // dpbusd seed -offset * sum(x) (offset 128 for Q8_0, 8 for Q4_0).
@@ -167,10 +173,10 @@ inline void packed_tile(const unsigned char* group, std::int64_t nb, const Packe
   for (int p = 0; p < P; ++p) acc[p] = _mm512_setzero_ps();
   for (std::int64_t b = 0; b < nb; ++b) {
     const unsigned char* q = group + packed_quant_offset(T, b);
-    if constexpr (kPackedPrefetchBytes > 0)
+    if constexpr (kPackedPrefetchBytes<T> > 0)
       if (b % 2 == 0)
         for (std::int64_t line = 0; line < kPair; line += 64)
-          _mm_prefetch(reinterpret_cast<const char*>(q + kPackedPrefetchBytes + line), _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(q + kPackedPrefetchBytes<T> + line), _MM_HINT_T0);
     const __m512 dw = _mm512_maskz_cvtph_ps(
         0xffff, _mm256_load_si256(reinterpret_cast<const __m256i*>(group + packed_scale_offset(T, b))));
     if constexpr (T == DType::Q8_0) {
