@@ -451,8 +451,9 @@ void matmul_quant(ThreadPool& pool, const MatrixView& w, const float* x, std::in
         groups,
         [&](std::int64_t g0, std::int64_t g1) {
           // with software prefetch on: the lines packed_tile's own prefetches skip, the first
-          // kPackedPrefetchBytes<T> of this part
-          const std::int64_t warm = std::min(kPackedPrefetchBytes<T>, (g1 - g0) * gs);
+          // kPackedPrefetchBytes of this part (at the tile shape the first tile has)
+          const std::int64_t ahead = n == 1 ? kPackedPrefetchBytes<T, 1> : kPackedPrefetchBytes<T, 2>;
+          const std::int64_t warm = std::min(ahead, (g1 - g0) * gs);
           for (std::int64_t off = 0; off < warm; off += 64) prefetch(packed + g0 * gs + off);
           for (std::int64_t c = 0; c < n; c += kPosChunk) {
             for (std::int64_t g = g0; g < g1; ++g)

@@ -132,20 +132,20 @@ inline void pack_rows(DType t, const void* src, std::int64_t rows, std::int64_t 
 
 namespace detail {
 
-// Bytes ahead in a group's stream that packed_tile software-prefetches each pair's cache lines, per type;
-// 0 leaves the stream to the hardware prefetchers. Measured on the development VM's Zen 5 host
-// (docs/performance.md): Q8_0 decode reads more without (0.86 vs 0.81 of the probe at 1 thread, interleaved
-// in one process), Q4_0, with twice the instructions per byte, needs it (46 vs 28 tok/s at 1 thread).
-// On an earlier host of the same VM, 4 KiB also won for Q8_0. A build can set either.
-#ifndef EDGESPEC_PACKED_PREFETCH_Q8_0
-#define EDGESPEC_PACKED_PREFETCH_Q8_0 0
+// Bytes ahead in a group's stream that packed_tile<T, P> software-prefetches each pair's cache lines; 0 leaves
+// the stream to the hardware prefetchers. Measured on the development VM's Zen 5 host (docs/performance.md):
+// Q8_0 at one position (decode), the least work per byte, reads more without (0.86 vs 0.81 of the probe at
+// 1 thread, interleaved in one process); with more work per byte, Q4_0 (46 vs 28 tok/s at 1 thread) and
+// tiles of 2-4 positions (verification) need it. On an earlier host 4 KiB also won for Q8_0 decode.
+#ifndef EDGESPEC_PACKED_PREFETCH_BYTES
+#define EDGESPEC_PACKED_PREFETCH_BYTES 4096
 #endif
-#ifndef EDGESPEC_PACKED_PREFETCH_Q4_0
-#define EDGESPEC_PACKED_PREFETCH_Q4_0 4096
+#ifndef EDGESPEC_PACKED_PREFETCH_Q8_0_DECODE
+#define EDGESPEC_PACKED_PREFETCH_Q8_0_DECODE 0
 #endif
-template <DType T>
+template <DType T, int P>
 inline constexpr std::int64_t kPackedPrefetchBytes =
-    T == DType::Q8_0 ? EDGESPEC_PACKED_PREFETCH_Q8_0 : EDGESPEC_PACKED_PREFETCH_Q4_0;
+    T == DType::Q8_0 && P == 1 ? EDGESPEC_PACKED_PREFETCH_Q8_0_DECODE : EDGESPEC_PACKED_PREFETCH_BYTES;
 
 // Activations of one position prepared for the packed kernels: (cols,) int8, then per block d_x and the
 // dpbusd seed -offset * sum(x) (offset 128 for Q8_0, 8 for Q4_0).
@@ -173,10 +173,10 @@ inline void packed_tile(const unsigned char* group, std::int64_t nb, const Packe
   for (int p = 0; p < P; ++p) acc[p] = _mm512_setzero_ps();
   for (std::int64_t b = 0; b < nb; ++b) {
     const unsigned char* q = group + packed_quant_offset(T, b);
-    if constexpr (kPackedPrefetchBytes<T> > 0)
+    if constexpr (kPackedPrefetchBytes<T, P> > 0)
       if (b % 2 == 0)
         for (std::int64_t line = 0; line < kPair; line += 64)
-          _mm_prefetch(reinterpret_cast<const char*>(q + kPackedPrefetchBytes<T> + line), _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(q + kPackedPrefetchBytes<T, P> + line), _MM_HINT_T0);
     const __m512 dw = _mm512_maskz_cvtph_ps(
         0xffff, _mm256_load_si256(reinterpret_cast<const __m256i*>(group + packed_scale_offset(T, b))));
     if constexpr (T == DType::Q8_0) {
