@@ -29,7 +29,7 @@ using namespace edgespec;
 using bench::env_or;
 
 // The synthetic model of one weight type, written on first use and kept in EDGESPEC_BENCH_DIR; loaded as
-// load_weights does by default (Q8_0/Q4_0 packed) or, with pack = false, with row-major matrices only.
+// load_weights does by default (Q8_0/Q4_0/F16 packed) or, with pack = false, with row-major matrices only.
 std::shared_ptr<const LlamaWeights> model_of(DType type, bool pack = true) {
   static std::map<std::pair<DType, bool>, std::shared_ptr<const LlamaWeights>> cache;
   if (auto it = cache.find({type, pack}); it != cache.end()) return it->second;
@@ -134,6 +134,7 @@ BENCHMARK_CAPTURE(BM_decode, f16, DType::F16, true)->Apply(decode_args);
 BENCHMARK_CAPTURE(BM_decode, q8_0, DType::Q8_0, true)->Apply(decode_args);
 BENCHMARK_CAPTURE(BM_decode, q4_0, DType::Q4_0, true)->Apply(decode_args);
 BENCHMARK_CAPTURE(BM_decode, q8_0_row_major, DType::Q8_0, false)->Apply(decode_args);
+BENCHMARK_CAPTURE(BM_decode, f16_row_major, DType::F16, false)->Apply(decode_args);
 BENCHMARK_CAPTURE(BM_verify, q8_0, DType::Q8_0)
     ->ArgsProduct({{1, 2, 3, 4, 5, 6, 8, 12, 16}, {1, 2}})
     ->UseManualTime()

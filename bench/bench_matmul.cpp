@@ -8,7 +8,7 @@
 //
 // The 2048 x 8192 matrix is replicated to >= 512 MiB and the copies are used in turn, so every call reads
 // its weights from DRAM as a decode step does (a single copy would sit in the 32 MiB L3); "hot" cases use
-// one copy. Q8_0/Q4_0 run row-major ("rows") and packed (kernels/packed.hpp, as load_weights gives them).
+// one copy. Q8_0/Q4_0/F16 run row-major ("rows") and packed (kernels/packed.hpp, as load_weights gives them).
 #include <benchmark/benchmark.h>
 
 #include <algorithm>

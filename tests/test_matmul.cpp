@@ -26,9 +26,9 @@ bool quantized(DType t) { return t == DType::Q8_0 || t == DType::Q4_0; }
 
 enum class Layout { RowMajor, Packed };
 
-// The layouts each type runs in: quantized ones also packed, where this build has the packed kernels.
-std::vector<Layout> layouts(DType t) {
-  if (quantized(t) && kPackedKernels) return {Layout::RowMajor, Layout::Packed};
+// The layouts a (t, cols) matrix runs in: Q8_0/Q4_0/F16 also packed, where this build has the packed kernels.
+std::vector<Layout> layouts(DType t, std::int64_t cols) {
+  if (packable(t, cols) && kPackedKernels) return {Layout::RowMajor, Layout::Packed};
   return {Layout::RowMajor};
 }
 
@@ -100,7 +100,7 @@ std::vector<float> effective_x(DType t, const std::vector<float>& x, std::int64_
 // y (n, rows) against sum_k w[r,k] x[j,k] in double: |err| <= rel * sum_k |w x| + 1e-6
 template <int kCols = dynamic_extent>
 void check_case(ThreadPool& pool, DType t, std::int64_t rows, std::int64_t cols, std::int64_t n, unsigned seed) {
-  for (Layout layout : layouts(t)) check_case<kCols>(pool, t, rows, cols, n, seed, layout);
+  for (Layout layout : layouts(t, cols)) check_case<kCols>(pool, t, rows, cols, n, seed, layout);
 }
 
 template <int kCols>
@@ -179,9 +179,9 @@ TEST_CASE("large enough to split rows over threads; up to 64 positions", "[matmu
 
 TEST_CASE("batched n equals n single calls, and 1 thread equals 2, bit for bit", "[matmul]") {
   ThreadPool one(1), two(2);
+  const std::int64_t rows = 203, cols = 288, n = 13;
   for (DType t : kTypes)
-  for (Layout layout : layouts(t)) {
-    const std::int64_t rows = 203, cols = 288, n = 13;
+  for (Layout layout : layouts(t, cols)) {
     const Weights w = make_weights(t, rows, cols, 77, layout);
     const auto x = randn(static_cast<std::size_t>(n * cols), 78);
     std::vector<float> batched(static_cast<std::size_t>(n * rows)), batched1(batched.size()), single(batched.size());
@@ -203,7 +203,7 @@ TEST_CASE("every tile shape: n = 1..33 positions against the reference", "[matmu
     for (DType t : kTypes) {
       unsigned seed = 500;
       for (std::int64_t n = 1; n <= 33; ++n) {
-        check_case(pool, t, n % 2 != 0 ? 13 : 21, quantized(t) ? 96 : 97, n, seed++);
+        check_case(pool, t, n % 2 != 0 ? 13 : 21, quantized(t) ? 96 : 100, n, seed++);
         check_case(pool, t, n % 2 != 0 ? 35 : 48, quantized(t) ? 64 : 65, n, seed++);
         check_case<160>(pool, t, 9, 160, n, seed++);
       }
@@ -213,7 +213,8 @@ TEST_CASE("every tile shape: n = 1..33 positions against the reference", "[matmu
 
 template <int kCols = dynamic_extent>
 void check_batched_equals_single(ThreadPool& pool, DType t, std::int64_t rows, std::int64_t cols, std::int64_t n,
-                                 unsigned seed, Layout layout) {
+                                 unsigned seed) {
+  for (Layout layout : layouts(t, cols)) {
   const Weights w = make_weights(t, rows, cols, seed, layout);
   const auto x = randn(static_cast<std::size_t>(n * cols), seed + 1);
   std::vector<float> batched(static_cast<std::size_t>(n * rows)), single(batched.size());
@@ -222,19 +223,19 @@ void check_batched_equals_single(ThreadPool& pool, DType t, std::int64_t rows, s
   INFO(name(t) << (layout == Layout::Packed ? " packed" : "") << " rows " << rows << " cols " << cols << " n " << n
                 << " threads " << pool.size());
   CHECK(std::memcmp(batched.data(), single.data(), batched.size() * sizeof(float)) == 0);
+  }
 }
 
 TEST_CASE("n = 1..33 positions equal n single calls bit for bit, every tile shape", "[matmul]") {
   for (int threads : {1, 2}) {
     ThreadPool pool(threads);
     for (DType t : kTypes)
-      for (Layout layout : layouts(t))
-        for (std::int64_t n = 1; n <= 33; ++n) {
-          const auto s = static_cast<unsigned>(n);
-          check_batched_equals_single(pool, t, 37, quantized(t) ? 32 : 31, n, s, layout);
-          check_batched_equals_single(pool, t, 67, quantized(t) ? 224 : 225, n, s + 100, layout);
-          check_batched_equals_single<256>(pool, t, 19, 256, n, s + 200, layout);
-        }
+      for (std::int64_t n = 1; n <= 33; ++n) {
+        const auto s = static_cast<unsigned>(n);
+        check_batched_equals_single(pool, t, 37, quantized(t) ? 32 : 31, n, s);     // F16: row-major only
+        check_batched_equals_single(pool, t, 67, quantized(t) ? 224 : 228, n, s + 100);
+        check_batched_equals_single<256>(pool, t, 19, 256, n, s + 200);
+      }
   }
 }
 
@@ -249,13 +250,28 @@ TEST_CASE("matmul rejects bad shapes", "[matmul]") {
     const MatrixView misaligned{DType::Q8_0, 16, 32, buf.data(), p + 1};
     CHECK_THROWS_AS(matmul(pool, misaligned, x.data(), 1, y.data()), Error);
   }
-  CHECK_THROWS_AS(pack_rows(DType::F16, buf.data(), 16, 32, buf.data()), Error);
+  CHECK_THROWS_AS(pack_rows(DType::F32, buf.data(), 16, 32, buf.data()), Error);
+  CHECK_THROWS_AS(pack_rows(DType::F16, buf.data(), 16, 30, buf.data()), Error);
   CHECK_THROWS_AS(pack_rows(DType::Q8_0, buf.data(), 16, 40, buf.data()), Error);
 }
 
 // The packed layout holds every byte of the rows it replaces: packing, then reading each (row, block) back
 // from the layout packed.hpp documents, gives the row-major blocks.
 TEST_CASE("packed layout round trip", "[matmul][packed]") {
+  {  // F16: column c of a group is its 16 rows' values at bytes [32c, 32c + 32)
+    const std::int64_t rows = 35, cols = 44;
+    const Weights w = make_weights(DType::F16, rows, cols, 4);
+    const auto* src = static_cast<const unsigned char*>(w.view.data);
+    std::vector<unsigned char> packed(static_cast<std::size_t>(packed_bytes(DType::F16, rows, cols)));
+    pack_rows(DType::F16, src, rows, cols, packed.data());
+    CHECK(packed.size() == static_cast<std::size_t>(2 * 16 * cols * 2));
+    for (std::int64_t r = 0; r < 32; ++r)
+      for (std::int64_t c = 0; c < cols; ++c) {
+        INFO("F16 row " << r << " column " << c);
+        CHECK(std::memcmp(packed.data() + r / 16 * packed_group_bytes(DType::F16, cols) + c * 32 + r % 16 * 2,
+                          src + r * 2 * cols + c * 2, 2) == 0);
+      }
+  }
   for (DType t : {DType::Q8_0, DType::Q4_0}) {
     const std::int64_t rows = 35, cols = 96, nb = cols / 32;
     const Weights w = make_weights(t, rows, cols, 5);

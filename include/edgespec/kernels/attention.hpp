@@ -35,6 +35,13 @@ namespace detail {
 template <class T>
 inline constexpr bool kCacheElement = std::is_same_v<T, float> || std::is_same_v<T, std::uint16_t>;
 
+// A cache row (n,) as f32: the row itself, or f16 converted into buf.
+[[nodiscard]] inline const float* row_as_f32(const float* row, float*, std::int64_t) noexcept { return row; }
+[[nodiscard]] inline const float* row_as_f32(const std::uint16_t* row, float* buf, std::int64_t n) noexcept {
+  fp16_to_fp32_row(row, buf, n);
+  return buf;
+}
+
 #if defined(__AVX512F__)
 // 16 values of a cache row as f32
 [[nodiscard]] inline __m512 load16(const float* p) noexcept { return _mm512_loadu_ps(p); }
@@ -94,13 +101,7 @@ void key_scores(const float* q, int G, const T* k, std::int64_t ldk, std::int64_
   }
 #endif
   for (std::int64_t j = 0; j < n; ++j) {
-    const float* kj;
-    if constexpr (std::is_same_v<T, std::uint16_t>) {
-      fp16_to_fp32_row(k + j * ldk, buf, d.value());
-      kj = buf;
-    } else {
-      kj = k + j * ldk;
-    }
+    const float* kj = detail::row_as_f32(k + j * ldk, buf, d.value());
     for (int g = 0; g < G; ++g) s[g * lds + j] = dot<kHd>(q + g * d.value(), kj, d.value()) * scale;
   }
 }
@@ -133,13 +134,7 @@ void weighted_values(const float* p, std::int64_t ldp, int G, const T* v, std::i
 #endif
   std::fill_n(o, G * d.value(), 0.0f);
   for (std::int64_t j = 0; j < n; ++j) {
-    const float* vj;
-    if constexpr (std::is_same_v<T, std::uint16_t>) {
-      fp16_to_fp32_row(v + j * ldv, buf, d.value());
-      vj = buf;
-    } else {
-      vj = v + j * ldv;
-    }
+    const float* vj = detail::row_as_f32(v + j * ldv, buf, d.value());
     for (int g = 0; g < G; ++g) axpy<kHd>(o + g * d.value(), p[g * ldp + j], vj, d.value());
   }
 }

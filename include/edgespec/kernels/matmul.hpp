@@ -5,12 +5,12 @@
 // Schedule (the algorithm above is all it computes):
 //
 //   [quantized W]  x (n, cols) f32 -> Q8_0 activations + per-block sums                once per call, shared
-//   packed Q8_0/Q4_0 W (MatrixView::packed, see packed.hpp), parallel over 16-row groups:
+//   packed Q8_0/Q4_0/F16 W (MatrixView::packed, see packed.hpp), parallel over 16-row groups:
 //     for chunk of 16 positions                        (activations of a chunk stay in L2)
 //       for group of 16 rows                           (one sequential stream, read from memory once per chunk)
 //         for tile of 4 positions, then 3, 2, 1        (16 rows x P positions in registers, each weight
 //                                                       vector loaded once and used for all P positions)
-//   row-major W (float types; quantized rows that are not packed), parallel over 8-row aligned parts:
+//   row-major W (F32, BF16; rows that are not packed), parallel over 8-row aligned parts:
 //     for chunk of 16 positions
 //       for tile of 8 rows, then single rows
 //         for tile of 4 positions, then 3, 2, 1
@@ -20,6 +20,7 @@
 // Inner products by target:
 //
 //   packed Q8_0/Q4_0 x Q8_0, AVX-512 VNNI: one vpdpbusd per 4 columns of 16 rows (see packed.hpp)
+//   packed F16 x f32: one FMA per column of 16 rows (converted from one 256-bit load)
 //   row-major Q8_0/Q4_0 x Q8_0: per position, sum |w| * sign(x, w) per 4 bytes: AVX-512 VL VNNI |
 //                AVX-VNNI | AVX2 vpmaddubsw + vpmaddwd | scalar (Q4_0: dpbusd(u, x) - 8 sum(x))
 //   F32/F16/BF16 converted on load (F16C / AVX-512), FMA with f32 activations
@@ -57,7 +58,7 @@ struct MatrixView {
   std::int64_t rows;
   std::int64_t cols;
   const void* data;              // row-major rows, row_bytes(type, cols) each
-  const void* packed = nullptr;  // optional, 64-byte aligned: the same Q8_0/Q4_0 rows' whole groups in the
+  const void* packed = nullptr;  // optional, 64-byte aligned: the same Q8_0/Q4_0/F16 rows' whole groups in the
                                  // packed layout (kernels/packed.hpp), which matmul streams instead where it can
 };
 
@@ -371,21 +372,59 @@ inline void for_each_tile(std::int64_t r0, std::int64_t r1, std::int64_t n, Kern
   }
 }
 
-// W (rows, cols) float-like @ x (n, cols) -> y (n, rows)
+#if EDGESPEC_PACKED_KERNELS
+// The packed groups of w (group_bytes each) over the pool, all n positions:
+// tile(group, g, j, Int<P>) computes y[j..j+P, 16g..16g+16) from the group's bytes. `warm` bytes at the start
+// of each thread's part are prefetched first (the lines a tile's own prefetches, if any, skip).
+template <class Tile>
+void for_each_packed_group(ThreadPool& pool, const MatrixView& w, std::int64_t group_bytes, std::int64_t n,
+                           std::int64_t warm, Tile&& tile) {
+  ES_CHECK(reinterpret_cast<std::uintptr_t>(w.packed) % 64 == 0,
+           "matmul: packed weights must be 64-byte aligned (allocate them with allocate_aligned)");
+  const auto* packed = static_cast<const unsigned char*>(w.packed);
+  pool.parallel_for(
+      w.rows / kPackRows,
+      [&](std::int64_t g0, std::int64_t g1) {
+        for (std::int64_t off = 0; off < std::min(warm, (g1 - g0) * group_bytes); off += 64)
+          prefetch(packed + g0 * group_bytes + off);
+        for (std::int64_t c = 0; c < n; c += kPosChunk)
+          for (std::int64_t g = g0; g < g1; ++g)
+            for_each_position_tile(c, std::min(n, c + kPosChunk),
+                                   [&](std::int64_t j, auto pt) { tile(packed + g * group_bytes, g, j, pt); });
+      },
+      std::max<std::int64_t>(1, row_grain(w.cols, n) / kPackRows));
+}
+#endif
+
+// W (rows, cols) float-like @ x (n, cols) -> y (n, rows); F16 through its packed groups where w has them.
 template <DType T, int kCols>
 void matmul_float(ThreadPool& pool, const MatrixView& w, const float* x, std::int64_t n, float* y) {
   const Extent<kCols> cols(w.cols);
   const std::int64_t ws = row_bytes(T, w.cols);
   const auto* base = static_cast<const unsigned char*>(w.data);
-  pool.parallel_for(
-      w.rows,
-      [&](std::int64_t r0, std::int64_t r1) {
-        for_each_tile(r0, r1, n, [&](std::int64_t r, std::int64_t j, auto rt, auto pt) {
-          dot_tile_float<T, decltype(rt)::value, decltype(pt)::value>(base + r * ws, ws, x + j * cols.value(),
-                                                                      cols.value(), cols, y + j * w.rows + r, w.rows);
-        });
-      },
-      row_grain(w.cols, n));
+  auto row_major = [&](std::int64_t r0, std::int64_t r1) {
+    for_each_tile(r0, r1, n, [&](std::int64_t r, std::int64_t j, auto rt, auto pt) {
+      dot_tile_float<T, decltype(rt)::value, decltype(pt)::value>(base + r * ws, ws, x + j * cols.value(),
+                                                                  cols.value(), cols, y + j * w.rows + r, w.rows);
+    });
+  };
+#if EDGESPEC_PACKED_KERNELS
+  if constexpr (T == DType::F16) {
+    if (w.packed != nullptr) {
+      ES_CHECK(packable(T, w.cols), "matmul: packed F16 weights need cols to be a multiple of 4 (got ", w.cols, ")");
+      const std::int64_t warm = n == 1 ? kPackedPrefetchBytes<T, 1> : kPackedPrefetchBytes<T, 2>;
+      for_each_packed_group(pool, w, packed_group_bytes(T, cols.value()), n, warm,
+                            [&](const unsigned char* group, std::int64_t g, std::int64_t j, auto pt) {
+                              packed_tile_f16<decltype(pt)::value>(group, cols.value(), x + j * cols.value(),
+                                                                   cols.value(), y + j * w.rows + g * kPackRows,
+                                                                   w.rows);
+                            });
+      row_major(w.rows / kPackRows * kPackRows, w.rows);  // < 16 rows: not worth waking the pool
+      return;
+    }
+  }
+#endif
+  pool.parallel_for(w.rows, row_major, row_grain(w.cols, n));
 }
 
 // x (n, cols) f32 -> Q8_0 activations in one buffer: q (n, cols) int8 | d (n, nb) f32 | seed (n, nb) int32,
@@ -443,28 +482,13 @@ void matmul_quant(ThreadPool& pool, const MatrixView& w, const float* x, std::in
   };
 #if EDGESPEC_PACKED_KERNELS
   if (w.packed != nullptr) {
-    ES_CHECK(reinterpret_cast<std::uintptr_t>(w.packed) % 64 == 0,
-             "matmul: packed weights must be 64-byte aligned (allocate them with allocate_aligned)");
-    const std::int64_t groups = w.rows / kPackRows, gs = packed_group_bytes(T, nb.value());
-    const auto* packed = static_cast<const unsigned char*>(w.packed);
-    pool.parallel_for(
-        groups,
-        [&](std::int64_t g0, std::int64_t g1) {
-          // with software prefetch on: the lines packed_tile's own prefetches skip, the first
-          // kPackedPrefetchBytes of this part (at the tile shape the first tile has)
-          const std::int64_t ahead = n == 1 ? kPackedPrefetchBytes<T, 1> : kPackedPrefetchBytes<T, 2>;
-          const std::int64_t warm = std::min(ahead, (g1 - g0) * gs);
-          for (std::int64_t off = 0; off < warm; off += 64) prefetch(packed + g0 * gs + off);
-          for (std::int64_t c = 0; c < n; c += kPosChunk) {
-            for (std::int64_t g = g0; g < g1; ++g)
-              for_each_position_tile(c, std::min(n, c + kPosChunk), [&](std::int64_t j, auto pt) {
-                packed_tile<T, decltype(pt)::value>(packed + g * gs, nb.value(), xs + j,
-                                                    y + j * w.rows + g * kPackRows, w.rows);
-              });
-          }
-        },
-        std::max<std::int64_t>(1, row_grain(w.cols, n) / kPackRows));
-    row_major(groups * kPackRows, w.rows);  // < 16 rows: not worth waking the pool
+    const std::int64_t warm = n == 1 ? kPackedPrefetchBytes<T, 1> : kPackedPrefetchBytes<T, 2>;
+    for_each_packed_group(pool, w, packed_group_bytes(T, nb.value()), n, warm,
+                          [&](const unsigned char* group, std::int64_t g, std::int64_t j, auto pt) {
+                            packed_tile<T, decltype(pt)::value>(group, nb.value(), xs + j,
+                                                                y + j * w.rows + g * kPackRows, w.rows);
+                          });
+    row_major(w.rows / kPackRows * kPackRows, w.rows);  // < 16 rows: not worth waking the pool
     return;
   }
 #endif

@@ -1,4 +1,4 @@
-// Row-interleaved ("packed") Q8_0/Q4_0 weights: the layout the CPU matmul streams.
+// Row-interleaved ("packed") Q8_0/Q4_0/F16 weights: the layout the CPU matmul streams.
 //
 // Row-major, a Q8_0 row is its blocks [d (f16) | qs (32 x int8)] one after another, so a kernel computing 16
 // rows at once follows 16 separate streams and shuffles 16 scales per block. Packed, 16 rows form a group
@@ -19,6 +19,13 @@
 //   Q8_0  dot_r = sum_k dpbusd(qs_k + 128, x_k) - 128 sum(x)           (x: the block's Q8_0 activations)
 //   Q4_0  dot_r = sum_k dpbusd(lo_k, x_k) + dpbusd(hi_k, x_{k+4}) - 8 sum(x)
 //   y_r += (d_w,r * d_x) * float(dot_r)                                  per block, in block order
+//
+// F16 rows (cols % 4 == 0) pack the same way without blocks: column c of a group is its 16 rows' f16 values,
+//
+//   group g = rows [16g, 16g + 16):  column c at bytes [32c, 32c + 32) = w[16g + 0..16][c]  (one line: 2 columns)
+//   y_r = sum over c of w[r][c] * x[c], in 4 accumulators (c mod 4), added at the end
+//
+// so each 256-bit load, converted, is one column of 16 rows, multiplied by the broadcast x[c].
 //
 // Rows past the last whole group are not packed; the matmul reads them from the row-major view.
 #pragma once
@@ -52,7 +59,13 @@ inline constexpr bool kPackedKernels = false;
 
 inline constexpr int kPackRows = 16;
 
-[[nodiscard]] constexpr bool packable(DType t) noexcept { return t == DType::Q8_0 || t == DType::Q4_0; }
+// Whether a type has a packed layout, and whether a (rows, cols) matrix of it can take it.
+[[nodiscard]] constexpr bool packable(DType t) noexcept {
+  return t == DType::Q8_0 || t == DType::Q4_0 || t == DType::F16;
+}
+[[nodiscard]] constexpr bool packable(DType t, std::int64_t cols) noexcept {
+  return packable(t) && cols % (t == DType::F16 ? 4 : block_values(t)) == 0;
+}
 
 // Bytes of the quants of one block of a group (all 16 rows).
 [[nodiscard]] constexpr std::int64_t packed_block_quant_bytes(DType t) noexcept {
@@ -72,9 +85,9 @@ inline constexpr int kPackRows = 16;
   return b / 2 * packed_pair_bytes(t) + 2 * packed_block_quant_bytes(t) + b % 2 * kPackRows * 2;
 }
 
-// Bytes of one group of 16 rows of nb blocks.
+// Bytes of one group of 16 rows of nb blocks (F16: nb = cols).
 [[nodiscard]] constexpr std::int64_t packed_group_bytes(DType t, std::int64_t nb) noexcept {
-  return (nb + 1) / 2 * packed_pair_bytes(t);
+  return t == DType::F16 ? kPackRows * 2 * nb : (nb + 1) / 2 * packed_pair_bytes(t);
 }
 
 // Bytes of the packed part of a (rows, cols) matrix: its whole groups.
@@ -90,18 +103,37 @@ inline constexpr int kPackRows = 16;
   return {static_cast<std::byte*>(p), [](std::byte* q) { std::free(q); }};
 }
 
-// Row-major Q8_0/Q4_0 rows (rows, cols) at src -> their whole groups at dst (packed_bytes(t, rows, cols)).
+// Row-major Q8_0/Q4_0/F16 rows (rows, cols) at src -> their whole groups at dst (packed_bytes(t, rows, cols)).
 inline void pack_rows(DType t, const void* src, std::int64_t rows, std::int64_t cols, void* dst,
                       ThreadPool* pool = nullptr) {
-  ES_CHECK(packable(t), "pack_rows: ", name(t), " has no packed layout (only Q8_0 and Q4_0)");
-  ES_CHECK(rows >= 0 && cols >= 0 && cols % kQK == 0, "pack_rows: bad shape (", rows, ", ", cols, ")");
+  ES_CHECK(packable(t), "pack_rows: ", name(t), " has no packed layout (only Q8_0, Q4_0 and F16)");
+  ES_CHECK(rows >= 0 && cols >= 0 && packable(t, cols), "pack_rows: bad shape (", rows, ", ", cols, ") for ",
+           name(t), " (cols must be a multiple of ", t == DType::F16 ? 4 : kQK, ")");
+  const auto* in = static_cast<const unsigned char*>(src);
+  auto* out = static_cast<unsigned char*>(dst);
+  const std::int64_t groups = rows / kPackRows;
+  auto run = [&](auto&& pack_groups) {
+    if (pool != nullptr) {
+      pool->parallel_for(groups, pack_groups, 4);
+    } else {
+      pack_groups(std::int64_t{0}, groups);
+    }
+  };
+  if (t == DType::F16) {
+    const std::int64_t ws = 2 * cols, gs = packed_group_bytes(t, cols);
+    run([&](std::int64_t g0, std::int64_t g1) {
+      for (std::int64_t g = g0; g < g1; ++g)
+        for (int r = 0; r < kPackRows; ++r)
+          for (std::int64_t c = 0; c < cols; ++c)
+            std::memcpy(out + g * gs + c * 2 * kPackRows + r * 2, in + (g * kPackRows + r) * ws + c * 2, 2);
+    });
+    return;
+  }
   const std::int64_t nb = cols / kQK;
   const std::int64_t block = block_bytes(t), ws = row_bytes(t, cols), gs = packed_group_bytes(t, nb);
   const int chunks = static_cast<int>((block - 2) / 4);
   const std::uint32_t flip = t == DType::Q8_0 ? 0x80808080u : 0u;  // int8 -> u8 = q + 128
-  const auto* in = static_cast<const unsigned char*>(src);
-  auto* out = static_cast<unsigned char*>(dst);
-  auto pack_groups = [&](std::int64_t g0, std::int64_t g1) {
+  run([&](std::int64_t g0, std::int64_t g1) {
     for (std::int64_t g = g0; g < g1; ++g) {
       unsigned char* group = out + g * gs;
       const std::int64_t pair = packed_pair_bytes(t);
@@ -121,13 +153,7 @@ inline void pack_rows(DType t, const void* src, std::int64_t rows, std::int64_t 
         }
       }
     }
-  };
-  const std::int64_t groups = rows / kPackRows;
-  if (pool != nullptr) {
-    pool->parallel_for(groups, pack_groups, 4);
-  } else {
-    pack_groups(0, groups);
-  }
+  });
 }
 
 namespace detail {
@@ -213,6 +239,30 @@ inline void packed_tile(const unsigned char* group, std::int64_t nb, const Packe
     }
   }
   for (int p = 0; p < P; ++p) _mm512_storeu_ps(y + p * ys, acc[p]);
+}
+
+// One F16 group (16 rows, cols % 4 == 0) @ P positions x (P, cols) f32, rows xs apart -> y[p * ys + (0..16)],
+// with the same operation sequence whatever P.
+template <int P>
+inline void packed_tile_f16(const unsigned char* group, std::int64_t cols, const float* x, std::int64_t xs,
+                            float* y, std::int64_t ys) noexcept {
+  constexpr std::int64_t kAhead = kPackedPrefetchBytes<DType::F16, P>;
+  __m512 acc[P][4];
+  for (int p = 0; p < P; ++p)
+    for (int k = 0; k < 4; ++k) acc[p][k] = _mm512_setzero_ps();
+  for (std::int64_t c = 0; c < cols; c += 4) {
+    const unsigned char* col = group + c * 2 * kPackRows;  // 4 columns: two cache lines
+    if constexpr (kAhead > 0) {
+      _mm_prefetch(reinterpret_cast<const char*>(col + kAhead), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(col + kAhead + 64), _MM_HINT_T0);
+    }
+    for (int k = 0; k < 4; ++k) {
+      const __m512 w = _mm512_maskz_cvtph_ps(0xffff, _mm256_load_si256(reinterpret_cast<const __m256i*>(col + 32 * k)));
+      for (int p = 0; p < P; ++p) acc[p][k] = _mm512_fmadd_ps(w, _mm512_set1_ps(x[p * xs + c + k]), acc[p][k]);
+    }
+  }
+  for (int p = 0; p < P; ++p)
+    _mm512_storeu_ps(y + p * ys, _mm512_add_ps(_mm512_add_ps(acc[p][0], acc[p][1]), _mm512_add_ps(acc[p][2], acc[p][3])));
 }
 #endif
 

@@ -59,7 +59,7 @@ struct LlamaWeights {
   std::shared_ptr<MappedFile> mapping;
   std::shared_ptr<GgufFile> gguf;  // kept for the embedded tokenizer
   std::vector<std::vector<std::byte>> owned;
-  std::vector<std::shared_ptr<std::byte>> packed_owned;  // the packed copies of Q8_0/Q4_0 matrices
+  std::vector<std::shared_ptr<std::byte>> packed_owned;  // the packed copies of Q8_0/Q4_0/F16 matrices
   std::shared_ptr<const LlamaWeights> base;  // weights this one borrows from (requantize), kept alive
 
   // Bytes of weights one forward pass reads (all layer matrices + classifier; one embedding row is negligible).
@@ -357,14 +357,14 @@ inline LlamaWeights load_llama2c_int8(std::shared_ptr<MappedFile> file) {
 
 }  // namespace detail
 
-// Gives every Q8_0/Q4_0 layer matrix and the classifier a packed copy (kernels/packed.hpp) that matmul
+// Gives every Q8_0/Q4_0/F16 layer matrix and the classifier a packed copy (kernels/packed.hpp) that matmul
 // streams instead of the row-major rows; a no-op in builds without the packed kernels. The row-major views
 // stay valid (embedding lookups, rows past the last whole group, export). Memory: one copy of those
 // matrices, the same size as in the file; the file's pages then stay in the page cache only.
 inline void pack_weights(LlamaWeights& w, ThreadPool* pool = nullptr) {
   if constexpr (!kPackedKernels) return;
   auto pack = [&](MatrixView& m) {
-    if (!packable(m.type) || m.rows < kPackRows || m.packed != nullptr) return;
+    if (!packable(m.type, m.cols) || m.rows < kPackRows || m.packed != nullptr) return;
     w.packed_owned.push_back(allocate_aligned(static_cast<std::size_t>(packed_bytes(m.type, m.rows, m.cols))));
     pack_rows(m.type, m.data, m.rows, m.cols, w.packed_owned.back().get(), pool);
     m.packed = w.packed_owned.back().get();
