@@ -66,13 +66,7 @@ const MatrixSet& matrices(DType t, bool cold, bool packed = false) {
   for (std::int64_t r = 0; r < kRows; ++r) {
     for (auto& v : row) v = dist(rng);
     unsigned char* dst = first + static_cast<std::size_t>(r) * rb;
-    switch (t) {
-      case DType::F32: std::memcpy(dst, row.data(), rb); break;
-      case DType::F16: fp32_to_fp16_row(row.data(), reinterpret_cast<std::uint16_t*>(dst), kCols); break;
-      case DType::BF16: fp32_to_bf16_row(row.data(), reinterpret_cast<std::uint16_t*>(dst), kCols); break;
-      case DType::Q8_0: quantize_row_q8_0(row.data(), reinterpret_cast<BlockQ8_0*>(dst), kCols); break;
-      case DType::Q4_0: quantize_row_q4_0(row.data(), reinterpret_cast<BlockQ4_0*>(dst), kCols); break;
-    }
+    quantize_row(t, row.data(), dst, kCols);
   }
   cached->copies.emplace_back(first, &std::free);
   for (std::size_t c = 1; c < want; ++c) {

@@ -60,23 +60,48 @@ struct GgufExportOptions {
                                           // computed from config.rope_scaling (and omitted when it is disabled)
 };
 
-// llama.cpp's llama_ftype for a file whose matrices are `t` (general.file_type).
+// llama.cpp's llama_ftype for a file whose matrices are `t` (general.file_type; the K-quants as their _M presets
+// are numbered where llama.cpp has no plain one).
 [[nodiscard]] constexpr std::uint32_t llama_file_type(DType t) noexcept {
   switch (t) {
-    case DType::F32: return 0;    // LLAMA_FTYPE_ALL_F32
-    case DType::F16: return 1;    // LLAMA_FTYPE_MOSTLY_F16
-    case DType::Q4_0: return 2;   // LLAMA_FTYPE_MOSTLY_Q4_0
-    case DType::Q8_0: return 7;   // LLAMA_FTYPE_MOSTLY_Q8_0
-    case DType::BF16: return 32;  // LLAMA_FTYPE_MOSTLY_BF16
+    case DType::F32: return 0;      // LLAMA_FTYPE_ALL_F32
+    case DType::F16: return 1;      // LLAMA_FTYPE_MOSTLY_F16
+    case DType::Q4_0: return 2;     // LLAMA_FTYPE_MOSTLY_Q4_0
+    case DType::Q4_1: return 3;     // LLAMA_FTYPE_MOSTLY_Q4_1
+    case DType::Q8_0: return 7;     // LLAMA_FTYPE_MOSTLY_Q8_0
+    case DType::Q5_0: return 8;     // LLAMA_FTYPE_MOSTLY_Q5_0
+    case DType::Q5_1: return 9;     // LLAMA_FTYPE_MOSTLY_Q5_1
+    case DType::Q2_K: return 10;    // LLAMA_FTYPE_MOSTLY_Q2_K
+    case DType::Q3_K: return 12;    // LLAMA_FTYPE_MOSTLY_Q3_K_M
+    case DType::Q4_K: return 15;    // LLAMA_FTYPE_MOSTLY_Q4_K_M
+    case DType::Q5_K: return 17;    // LLAMA_FTYPE_MOSTLY_Q5_K_M
+    case DType::Q6_K: return 18;    // LLAMA_FTYPE_MOSTLY_Q6_K
+    case DType::IQ4_NL: return 25;  // LLAMA_FTYPE_MOSTLY_IQ4_NL
+    case DType::BF16: return 32;    // LLAMA_FTYPE_MOSTLY_BF16
+    case DType::Q8_1:
+    case DType::Q8_K: break;
   }
   return 0;
 }
 
-// The type a matrix with `cols` columns is stored as when `requested`: block types need cols % 32 == 0, else
-// the tensor falls back to F16, as llama.cpp's converters do when a row cannot be split into blocks
-// (convert_hf_to_gguf: "QuantError ..., falling back to F16"). stories260K's ffn width 172 is such a case.
+// The type a matrix with `cols` columns is stored as when `requested`, with llama.cpp's fallbacks
+// (llama-quantize's "using fallback quantization") for rows that do not split into whole blocks: a K-quant row
+// that is not a multiple of 256 becomes Q2_K/Q3_K -> IQ4_NL, Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, and a row
+// that is not a multiple of 32 then becomes F16 (as the GGUF converters also do). SmolLM2's dim 576 and
+// stories260K's ffn width 172 are such cases.
 [[nodiscard]] constexpr DType storage_type(DType requested, std::int64_t cols) noexcept {
-  return cols % block_values(requested) == 0 ? requested : DType::F16;
+  DType t = requested;
+  if (cols % block_values(t) != 0) {
+    switch (t) {
+      case DType::Q2_K:
+      case DType::Q3_K: t = DType::IQ4_NL; break;
+      case DType::Q4_K: t = DType::Q5_0; break;
+      case DType::Q5_K: t = DType::Q5_1; break;
+      case DType::Q6_K: t = DType::Q8_0; break;
+      default: break;
+    }
+  }
+  return cols % block_values(t) == 0 ? t : DType::F16;
 }
 
 namespace detail {
@@ -86,17 +111,7 @@ inline void convert_rows(DType t, const float* src, std::byte* dst, std::int64_t
                          ThreadPool* pool) {
   const std::int64_t rb = row_bytes(t, cols);
   auto part = [&](std::int64_t r0, std::int64_t r1) {
-    for (std::int64_t r = r0; r < r1; ++r) {
-      const float* x = src + r * cols;
-      std::byte* y = dst + r * rb;
-      switch (t) {
-        case DType::F32: std::memcpy(y, x, static_cast<std::size_t>(cols) * sizeof(float)); break;
-        case DType::F16: fp32_to_fp16_row(x, reinterpret_cast<std::uint16_t*>(y), cols); break;
-        case DType::BF16: fp32_to_bf16_row(x, reinterpret_cast<std::uint16_t*>(y), cols); break;
-        case DType::Q8_0: quantize_row_q8_0(x, reinterpret_cast<BlockQ8_0*>(y), cols); break;
-        case DType::Q4_0: quantize_row_q4_0(x, reinterpret_cast<BlockQ4_0*>(y), cols); break;
-      }
-    }
+    for (std::int64_t r = r0; r < r1; ++r) quantize_row(t, src + r * cols, dst + r * rb, cols);
   };
   if (pool != nullptr) pool->parallel_for(rows, part, std::max<std::int64_t>(1, 65536 / std::max<std::int64_t>(cols, 1)));
   else part(0, rows);

@@ -4,13 +4,15 @@
 //
 // Schedule (the algorithm above is all it computes):
 //
-//   [quantized W]  x (n, cols) f32 -> Q8_0 activations + per-block sums                once per call, shared
+//   [quantized W]  x (n, cols) f32 -> activations of activation_type(W): Q8_0 (+ per-block sums), Q8_1 or Q8_K
+//                                                                                      once per call, shared
+//   [F16/BF16 W]   x rounded to F16/BF16 (as llama.cpp converts them), then f32 FMA
 //   packed Q8_0/Q4_0/F16 W (MatrixView::packed, see packed.hpp), parallel over 16-row groups:
 //     for chunk of 16 positions                        (activations of a chunk stay in L2)
 //       for group of 16 rows                           (one sequential stream, read from memory once per chunk)
 //         for tile of 4 positions, then 3, 2, 1        (16 rows x P positions in registers, each weight
 //                                                       vector loaded once and used for all P positions)
-//   row-major W (F32, BF16; rows that are not packed), parallel over 8-row aligned parts:
+//   row-major W (F32, BF16, the other block types; rows that are not packed), parallel over 8-row aligned parts:
 //     for chunk of 16 positions
 //       for tile of 8 rows, then single rows
 //         for tile of 4 positions, then 3, 2, 1
@@ -24,6 +26,7 @@
 //   row-major Q8_0/Q4_0 x Q8_0: per position, sum |w| * sign(x, w) per 4 bytes: AVX-512 VL VNNI |
 //                AVX-VNNI | AVX2 vpmaddubsw + vpmaddwd | scalar (Q4_0: dpbusd(u, x) - 8 sum(x))
 //   F32/F16/BF16 converted on load (F16C / AVX-512), FMA with f32 activations
+//   Q4_1/Q5_0/Q5_1/IQ4_NL: dot_legacy.hpp; Q2_K..Q6_K: dot_k.hpp (integer sums per block, AVX2 | scalar)
 //
 // Every (row, position) output is computed by the same operation sequence whatever the tile shape, the
 // thread count or n, so a batch of n positions equals n single-position calls bit for bit.
@@ -46,6 +49,8 @@
 #include "edgespec/core/dtype.hpp"
 #include "edgespec/core/error.hpp"
 #include "edgespec/core/extent.hpp"
+#include "edgespec/kernels/dot_k.hpp"
+#include "edgespec/kernels/dot_legacy.hpp"
 #include "edgespec/kernels/packed.hpp"
 #include "edgespec/kernels/quantize.hpp"
 #include "edgespec/runtime/thread_pool.hpp"
@@ -373,9 +378,31 @@ inline void for_each_tile(std::int64_t r0, std::int64_t r1, std::int64_t n, Kern
 }
 
 // W (rows, cols) float-like @ x (n, cols) -> y (n, rows); F16 through its packed groups where w has them.
+// x (k,) -> y (k,) rounded to the precision of T (F16 or BF16, nearest even) and widened back to f32: llama.cpp
+// converts the activations of an F16/BF16 product to the weights' type first (its vec_dot_type).
+template <DType T>
+inline void round_activations(const float* x, float* y, std::int64_t k) noexcept {
+  std::int64_t i = 0;
+  if constexpr (T == DType::F16) {
+#if defined(__F16C__) && defined(__AVX__)
+    for (; i + 8 <= k; i += 8)
+      _mm256_storeu_ps(y + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT)));
+#endif
+    for (; i < k; ++i) y[i] = half_to_float(fp32_to_fp16(x[i]));
+  } else {
+    for (; i < k; ++i) y[i] = bf16_to_fp32(fp32_to_bf16(x[i]));
+  }
+}
+
 template <DType T, int kCols>
-void matmul_float(ThreadPool& pool, const MatrixView& w, const float* x, std::int64_t n, float* y) {
+void matmul_float(ThreadPool& pool, const MatrixView& w, const float* x_in, std::int64_t n, float* y) {
   const Extent<kCols> cols(w.cols);
+  const float* x = x_in;
+  if constexpr (T == DType::F16 || T == DType::BF16) {
+    auto* rounded = static_cast<float*>(activation_scratch().get(static_cast<std::size_t>(n * w.cols) * sizeof(float)));
+    round_activations<T>(x_in, rounded, n * w.cols);
+    x = rounded;
+  }
   const std::int64_t ws = row_bytes(T, w.cols);
   const auto* base = static_cast<const unsigned char*>(w.data);
   auto row_major = [&](std::int64_t r0, std::int64_t r1) {
@@ -500,11 +527,61 @@ void matmul_quant(ThreadPool& pool, const MatrixView& w, const float* x, std::in
   pool.parallel_for(w.rows, row_major, row_grain(w.cols, n));
 }
 
+// W (rows, cols) of a block type whose activations have their own block type A = activation_type(T) (Q5_0 and
+// IQ4_NL: Q8_0; Q4_1 and Q5_1: Q8_1; K-quants: Q8_K) @ x (n, cols) -> y (n, rows). x is quantized to A once per
+// call; then, in matmul's row-major loop nest, every (row, position) is one dot_rows_* call over all blocks.
+template <DType T, int kCols>
+void matmul_block(ThreadPool& pool, const MatrixView& w, const float* x, std::int64_t n, float* y) {
+  constexpr DType A = activation_type(T);
+  const std::int64_t cols = w.cols, nb = cols / block_values(T), ws = row_bytes(T, cols);
+  const auto* base = static_cast<const unsigned char*>(w.data);
+  if constexpr (A == DType::Q8_0) {
+    thread_local std::vector<PackedX> views;
+    if (views.size() < static_cast<std::size_t>(n)) views.resize(static_cast<std::size_t>(n));
+    prepare_activations<DType::Q8_0>(pool, x, n, cols, views.data());
+    const PackedX* xs = views.data();
+    pool.parallel_for(w.rows, [&](std::int64_t r0, std::int64_t r1) {
+      for_each_tile(r0, r1, n, [&](std::int64_t r, std::int64_t j, auto rt, auto pt) {
+        constexpr int R = decltype(rt)::value;
+        for (int p = 0; p < decltype(pt)::value; ++p) {
+          float out[R];
+          dot_rows_q8_0_acts<T, R>(base + r * ws, ws, xs[j + p], nb, out);
+          for (int i = 0; i < R; ++i) y[(j + p) * w.rows + r + i] = out[i];
+        }
+      });
+    }, row_grain(cols, n));
+  } else {
+    using Block = std::conditional_t<A == DType::Q8_1, BlockQ8_1, BlockQ8_K>;
+    const std::int64_t ab = cols / block_values(A);  // activation blocks per position
+    auto* acts = static_cast<Block*>(activation_scratch().get(static_cast<std::size_t>(n * ab) * sizeof(Block)));
+    auto quantize = [&](std::int64_t j0, std::int64_t j1) {
+      for (std::int64_t j = j0; j < j1; ++j) {
+        if constexpr (A == DType::Q8_1) quantize_row_q8_1(x + j * cols, acts + j * ab, cols);
+        else quantize_row_q8_K(x + j * cols, acts + j * ab, cols);
+      }
+    };
+    if (n * cols <= 65536) quantize(0, n);
+    else pool.parallel_for(n, quantize);
+    pool.parallel_for(w.rows, [&](std::int64_t r0, std::int64_t r1) {
+      for_each_tile(r0, r1, n, [&](std::int64_t r, std::int64_t j, auto rt, auto pt) {
+        constexpr int R = decltype(rt)::value;
+        for (int p = 0; p < decltype(pt)::value; ++p) {
+          float out[R];
+          if constexpr (A == DType::Q8_1) dot_rows_q8_1_acts<T, R>(base + r * ws, ws, acts + (j + p) * ab, nb, out);
+          else dot_rows_q8_K_acts<T, R>(base + r * ws, ws, acts + (j + p) * ab, nb, out);
+          for (int i = 0; i < R; ++i) y[(j + p) * w.rows + r + i] = out[i];
+        }
+      });
+    }, row_grain(cols, n));
+  }
+}
+
 }  // namespace detail
 
 // y (n, rows) = x (n, cols) @ W^T for W (rows, cols) of any DType.
-// kCols fixes cols at compile time (checked against w.cols); Q8_0/Q4_0 need cols % 32 == 0 and quantize x
-// to Q8_0 (as GGML does) before integer dot products. x and y must not overlap.
+// kCols fixes cols at compile time (checked against w.cols). Block types need cols to be a multiple of their block
+// (32, K-quants 256) and quantize x to their activation type first (activation_type: Q8_0, Q8_1 or Q8_K, as
+// llama.cpp does) for integer dot products; F16/BF16 round x to their own type. x and y must not overlap.
 template <int kCols = dynamic_extent>
 void matmul(ThreadPool& pool, const MatrixView& w, const float* x, std::int64_t n, float* y) {
   ES_CHECK(w.rows >= 0 && w.cols >= 0 && n >= 0, "matmul: negative size (rows ", w.rows, ", cols ", w.cols,
@@ -525,6 +602,17 @@ void matmul(ThreadPool& pool, const MatrixView& w, const float* x, std::int64_t 
     case DType::BF16: return detail::matmul_float<DType::BF16, kCols>(pool, w, x, n, y);
     case DType::Q8_0: return detail::matmul_quant<DType::Q8_0, kCols>(pool, w, x, n, y);
     case DType::Q4_0: return detail::matmul_quant<DType::Q4_0, kCols>(pool, w, x, n, y);
+    case DType::Q4_1: return detail::matmul_block<DType::Q4_1, kCols>(pool, w, x, n, y);
+    case DType::Q5_0: return detail::matmul_block<DType::Q5_0, kCols>(pool, w, x, n, y);
+    case DType::Q5_1: return detail::matmul_block<DType::Q5_1, kCols>(pool, w, x, n, y);
+    case DType::IQ4_NL: return detail::matmul_block<DType::IQ4_NL, kCols>(pool, w, x, n, y);
+    case DType::Q2_K: return detail::matmul_block<DType::Q2_K, kCols>(pool, w, x, n, y);
+    case DType::Q3_K: return detail::matmul_block<DType::Q3_K, kCols>(pool, w, x, n, y);
+    case DType::Q4_K: return detail::matmul_block<DType::Q4_K, kCols>(pool, w, x, n, y);
+    case DType::Q5_K: return detail::matmul_block<DType::Q5_K, kCols>(pool, w, x, n, y);
+    case DType::Q6_K: return detail::matmul_block<DType::Q6_K, kCols>(pool, w, x, n, y);
+    case DType::Q8_1:
+    case DType::Q8_K: break;  // activation types only
   }
   throw_error("matmul: unsupported weight type ", name(w.type));
 }

@@ -3,7 +3,9 @@
 //   quantize_row_q8_0  x (k,) f32 -> k/32 BlockQ8_0   d = amax/127, q = roundf(x/d)           (GGML ref)
 //   quantize_row_q4_0  x (k,) f32 -> k/32 BlockQ4_0   d = max/-8 (max: signed value of largest |x|),
 //                                                     q = min(15, (int8)(x/d + 8.5))           (GGML ref)
-//   dequantize_row     any DType row (k,) -> f32 (k,)
+//   dequantize_row     any weight DType row (k,) -> f32 (k,)
+//   quantize_row       f32 (k,) -> a row of any weight DType
+//   Q4_1, Q5_0, Q5_1, IQ4_NL and the Q8_1 activations: kernels/quants_legacy.hpp; K-quants: kernels/quants_k.hpp
 //   fp32_to_fp16_row / fp16_to_fp32_row / fp32_to_bf16_row / bf16_to_fp32_row   (k,) <-> (k,)
 //
 // The scales are stored as f16, and the quantizers compute q with the unrounded 1/d exactly as GGML does,
@@ -21,19 +23,13 @@
 
 #include "edgespec/core/dtype.hpp"
 #include "edgespec/core/error.hpp"
+#include "edgespec/kernels/fp16.hpp"
+#include "edgespec/kernels/quants_k.hpp"
+#include "edgespec/kernels/quants_legacy.hpp"
 
 namespace edgespec {
 
 namespace detail {
-
-// f16 -> f32 of one value, by the hardware where it can.
-[[nodiscard]] inline float half_to_float(std::uint16_t h) noexcept {
-#if defined(__F16C__)
-  return _cvtsh_ss(h);
-#else
-  return fp16_to_fp32(h);
-#endif
-}
 
 // One block of 32 values to Q8_0 in split layout: q (32,) int8 and the f16-rounded scale as f32.
 // Returns the scale. Identical to GGML's quantize_row_q8_0_ref for every input.
@@ -180,8 +176,70 @@ inline void dequantize_row(DType t, const void* src, float* y, std::int64_t k) {
         }
       }
       return;
+    case DType::Q4_1: return dequantize_row_q4_1(p, y, k);
+    case DType::Q5_0: return dequantize_row_q5_0(p, y, k);
+    case DType::Q5_1: return dequantize_row_q5_1(p, y, k);
+    case DType::IQ4_NL: return dequantize_row_iq4_nl(p, y, k);
+    case DType::Q2_K: return dequantize_row_q2_K(p, y, k);
+    case DType::Q3_K: return dequantize_row_q3_K(p, y, k);
+    case DType::Q4_K: return dequantize_row_q4_K(p, y, k);
+    case DType::Q5_K: return dequantize_row_q5_K(p, y, k);
+    case DType::Q6_K: return dequantize_row_q6_K(p, y, k);
+    case DType::Q8_1:
+    case DType::Q8_K: break;  // activation types only
   }
   throw_error("dequantize_row: unsupported type ", name(t));
+}
+
+// x (k,) f32 -> one row of type t (row_bytes(t, k) bytes at dst, any alignment); k a multiple of block_values(t).
+// The block types write what llama.cpp's reference quantizers write (Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 byte for byte).
+inline void quantize_row(DType t, const float* x, void* dst, std::int64_t k) {
+  ES_CHECK(k % block_values(t) == 0, "quantize_row: row length ", k, " is not a multiple of ", block_values(t),
+           " for ", name(t));
+  switch (t) {
+    case DType::F32: std::memcpy(dst, x, static_cast<std::size_t>(k) * sizeof(float)); return;
+    case DType::F16:
+    case DType::BF16: {
+      const auto convert = t == DType::F16 ? fp32_to_fp16_row : fp32_to_bf16_row;
+      if (reinterpret_cast<std::uintptr_t>(dst) % alignof(std::uint16_t) == 0)
+        return convert(x, static_cast<std::uint16_t*>(dst), k);
+      std::uint16_t tmp[256];  // odd address: through an aligned buffer
+      for (std::int64_t i = 0; i < k; i += 256) {
+        const std::int64_t m = std::min<std::int64_t>(256, k - i);
+        convert(x + i, tmp, m);
+        std::memcpy(static_cast<unsigned char*>(dst) + 2 * i, tmp, static_cast<std::size_t>(2 * m));
+      }
+      return;
+    }
+    case DType::Q8_0:
+    case DType::Q4_0: {  // a block at a time through an aligned copy: dst may be at any address
+      auto* out = static_cast<unsigned char*>(dst);
+      for (std::int64_t b = 0; b < k / kQK; ++b) {
+        if (t == DType::Q8_0) {
+          BlockQ8_0 blk;
+          quantize_row_q8_0(x + b * kQK, &blk, kQK);
+          std::memcpy(out + b * sizeof blk, &blk, sizeof blk);
+        } else {
+          BlockQ4_0 blk;
+          quantize_row_q4_0(x + b * kQK, &blk, kQK);
+          std::memcpy(out + b * sizeof blk, &blk, sizeof blk);
+        }
+      }
+      return;
+    }
+    case DType::Q4_1: return quantize_row_q4_1(x, dst, k);
+    case DType::Q5_0: return quantize_row_q5_0(x, dst, k);
+    case DType::Q5_1: return quantize_row_q5_1(x, dst, k);
+    case DType::IQ4_NL: return quantize_row_iq4_nl(x, dst, k);
+    case DType::Q2_K: return quantize_row_q2_K(x, dst, k);
+    case DType::Q3_K: return quantize_row_q3_K(x, dst, k);
+    case DType::Q4_K: return quantize_row_q4_K(x, dst, k);
+    case DType::Q5_K: return quantize_row_q5_K(x, dst, k);
+    case DType::Q6_K: return quantize_row_q6_K(x, dst, k);
+    case DType::Q8_1:
+    case DType::Q8_K: break;
+  }
+  throw_error("quantize_row: ", name(t), " is not a weight type");
 }
 
 }  // namespace edgespec

@@ -25,19 +25,33 @@ namespace edgespec {
 
 inline constexpr int dynamic = dynamic_extent;
 
-// Weight type of the layer matrices: Any (whatever the file holds) or one fixed type.
-enum class WeightFormat { Any, F32, F16, BF16, Q8_0, Q4_0 };
+// Weight type of the layer matrices: Any (whatever the file holds) or one fixed type (each DType a file may hold).
+enum class WeightFormat { Any, F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL };
+
+// The DType a fixed WeightFormat names (Any: none, F32 returned but never compared).
+[[nodiscard]] constexpr DType dtype_of(WeightFormat f) noexcept {
+  switch (f) {
+    case WeightFormat::Any:
+    case WeightFormat::F32: return DType::F32;
+    case WeightFormat::F16: return DType::F16;
+    case WeightFormat::BF16: return DType::BF16;
+    case WeightFormat::Q8_0: return DType::Q8_0;
+    case WeightFormat::Q4_0: return DType::Q4_0;
+    case WeightFormat::Q4_1: return DType::Q4_1;
+    case WeightFormat::Q5_0: return DType::Q5_0;
+    case WeightFormat::Q5_1: return DType::Q5_1;
+    case WeightFormat::Q2_K: return DType::Q2_K;
+    case WeightFormat::Q3_K: return DType::Q3_K;
+    case WeightFormat::Q4_K: return DType::Q4_K;
+    case WeightFormat::Q5_K: return DType::Q5_K;
+    case WeightFormat::Q6_K: return DType::Q6_K;
+    case WeightFormat::IQ4_NL: return DType::IQ4_NL;
+  }
+  return DType::F32;
+}
 
 [[nodiscard]] constexpr bool format_accepts(WeightFormat f, DType t) noexcept {
-  switch (f) {
-    case WeightFormat::Any: return true;
-    case WeightFormat::F32: return t == DType::F32;
-    case WeightFormat::F16: return t == DType::F16;
-    case WeightFormat::BF16: return t == DType::BF16;
-    case WeightFormat::Q8_0: return t == DType::Q8_0;
-    case WeightFormat::Q4_0: return t == DType::Q4_0;
-  }
-  return false;
+  return f == WeightFormat::Any || dtype_of(f) == t;
 }
 
 // The base every description derives from: every member a user may override, with Llama-2 defaults.
@@ -99,10 +113,10 @@ struct check_arch {
                 "model architecture: n_kv_heads must divide n_heads (grouped-query attention)");
   static_assert(A::rope_base > 1.0f, "model architecture: rope_base must be greater than 1");
   static_assert(A::norm_eps > 0.0f && A::norm_eps < 1.0f, "model architecture: norm_eps must be in (0, 1)");
-  static_assert(!(A::weight == WeightFormat::Q8_0 || A::weight == WeightFormat::Q4_0) ||
+  static_assert(A::weight == WeightFormat::Any || !is_quantized(dtype_of(A::weight)) ||
                     ((!detail::fixed(A::dim) || A::dim % kQK == 0) &&
                      (!detail::fixed(A::ffn_dim) || A::ffn_dim % kQK == 0)),
-                "model architecture: quantized weights (Q8_0/Q4_0) need dim and ffn_dim to be multiples of 32");
+                "model architecture: block-quantized weights need dim and ffn_dim to be multiples of 32");
   static constexpr bool value = true;
 };
 
