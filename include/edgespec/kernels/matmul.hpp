@@ -445,6 +445,7 @@ void matmul_float(ThreadPool& pool, const MatrixView& w, const float* x_in, std:
 }
 
 // x (n, cols) f32 -> Q8_0 activations in one buffer: q (n, cols) int8 | d (n, nb) f32 | seed (n, nb) int32,
+// quantized as llama.cpp's CPU backend quantizes activations (quantize_block_q8_0_act, not the weights' rounding),
 // seed = -offset * sum(q) per block (the packed kernels' dpbusd correction; offset 128 Q8_0, 8 Q4_0).
 // views (n,) receives one PackedX per position.
 template <DType T>
@@ -460,7 +461,7 @@ inline void prepare_activations(ThreadPool& pool, const float* x, std::int64_t n
   constexpr std::int32_t kOffset = T == DType::Q8_0 ? 128 : 8;
   auto prepare = [&](std::int64_t j0, std::int64_t j1) {
     for (std::int64_t i = j0 * nb; i < j1 * nb; ++i) {
-      d[i] = quantize_block_q8_0(x + i * kQK, q + i * kQK);
+      d[i] = quantize_block_q8_0_act(x + i * kQK, q + i * kQK);
       std::int32_t sum = 0;
       for (int k = 0; k < kQK; ++k) sum += q[i * kQK + k];
       seed[i] = -kOffset * sum;
