@@ -1,5 +1,6 @@
-// Tokenizer: llama.cpp's own test vectors (every case), the golden prompt tokens of the reference models through
-// both vocabulary sources, round trips, and malformed inputs.
+// Tokenizer: llama.cpp's own test vectors (every case, every vocabulary), the golden prompt tokens of the reference
+// models through both vocabulary sources, special tokens and flags as llama_tokenize has them, end-of-generation
+// tokens, round trips, and malformed inputs.
 #include <catch2/catch.hpp>
 
 #include <chrono>
@@ -73,10 +74,12 @@ const Tokenizer& tok512() {
   return t;
 }
 
-void check_vocab_test_file(const std::string& rel) {
+// `vectors` names the .inp/.out pair when it is not `rel` itself (smollm2.inp belongs to a model file).
+void check_vocab_test_file(const std::string& rel, const std::string& vectors = "") {
   const Tokenizer& tok = gguf_tokenizer(rel);
-  const auto cases = split_cases(read_all(edgespec::test::model_path(rel + ".inp")));
-  const auto expected = parse_out(read_all(edgespec::test::model_path(rel + ".out")));
+  const std::string base = vectors.empty() ? rel : vectors;
+  const auto cases = split_cases(read_all(edgespec::test::model_path(base + ".inp")));
+  const auto expected = parse_out(read_all(edgespec::test::model_path(base + ".out")));
   REQUIRE(cases.size() == 46);
   REQUIRE(expected.size() == cases.size());
   std::size_t pass = 0;
@@ -86,8 +89,10 @@ void check_vocab_test_file(const std::string& rel) {
     CHECK(ids == expected[i]);
     pass += ids == expected[i];
   }
-  std::printf("%s: %zu/%zu llama.cpp test cases match\n", rel.c_str(), pass, cases.size());
+  std::printf("%s: %zu/%zu llama.cpp test cases match\n", base.c_str(), pass, cases.size());
 }
+
+const char* const kSmolLM2 = "gguf/smollm2-135m-instruct-q4_1.gguf";
 
 // Minimal reader for the golden .jsonl: the string value of "prompt" and the integer array "prompt_tokens".
 std::string json_string(const std::string& line, const std::string& key) {
@@ -165,8 +170,10 @@ TEST_CASE("tokenizer: llama.cpp test vectors, llama SPM vocabulary", "[tokenizer
   check_vocab_test_file("vocab/ggml-vocab-llama-spm.gguf");
 }
 
-TEST_CASE("tokenizer: llama.cpp test vectors, GPT-2 vocabulary", "[tokenizer]") {
-  check_vocab_test_file("vocab/ggml-vocab-gpt-2.gguf");
+TEST_CASE("tokenizer: llama.cpp test vectors, BPE vocabularies", "[tokenizer]") {
+  for (const char* v : {"gpt-2", "deepseek-llm", "falcon", "mpt", "starcoder"})
+    check_vocab_test_file(std::string("vocab/ggml-vocab-") + v + ".gguf");
+  check_vocab_test_file(kSmolLM2, "vocab/smollm2");
 }
 
 TEST_CASE("tokenizer: golden prompt tokens via tokenizer.bin and via the GGUF vocabulary", "[tokenizer]") {
@@ -221,16 +228,23 @@ TEST_CASE("tokenizer: decode(encode(x)) == x", "[tokenizer]") {
       for (const bool bos : {false, true}) {
         INFO("vocab size " << tok->vocab().size() << ", bos " << bos << ": '" << t << "'");
         const auto ids = tok->encode(t, bos);
-        if (bos) REQUIRE((!ids.empty() && ids[0] == tok->bos()));
+        if (bos && tok->vocab().add_bos) REQUIRE((!ids.empty() && ids[0] == tok->bos()));
+        if (!tok->vocab().add_bos) CHECK(ids == tok->encode(t, false));
         CHECK(tok->decode(ids) == t);
       }
     }
   }
-  // Invalid UTF-8 survives: SPM through byte fallback, GPT-2 because every byte keeps its own symbol.
+  // Invalid UTF-8: SPM keeps it through byte fallback; byte-level BPE, like llama.cpp, reads each bad byte as
+  // U+FFFD and encodes that code point, so the text comes back with EF BF BD in place of each bad byte.
   const std::string invalid = "bad\xff\xfe-bytes,\xC3-and-\xE2\x96-cut \xF0\x9F\xA6";
-  for (const Tokenizer* tok : toks) CHECK(tok->decode(tok->encode(invalid, true)) == invalid);
+  CHECK(toks[0]->decode(toks[0]->encode(invalid, true)) == invalid);
+  CHECK(toks[2]->decode(toks[2]->encode(invalid, true)) == invalid);
+  const std::string r = "\xEF\xBF\xBD";
+  CHECK(toks[1]->decode(toks[1]->encode(invalid, true)) ==
+        "bad" + r + r + "-bytes," + r + "-and-" + r + r + "-cut " + r + r + r);
   const std::string spaced = "bad \xff\xfe bytes \xC3 and \xE2\x96 cut \xF0\x9F\xA6";
-  CHECK(toks[1]->decode(toks[1]->encode(spaced, true)) == spaced);
+  CHECK(toks[1]->decode(toks[1]->encode(spaced, true)) ==
+        "bad " + r + r + " bytes " + r + " and " + r + r + " cut " + r + r + r);
 
   // Known, llama.cpp-compatible losses for SPM: a literal U+2581 in the text reads back as ' ', and a malformed
   // lead byte takes the next bytes (here an escaped space) into one byte-fallback symbol.
@@ -371,11 +385,136 @@ TEST_CASE("tokenizer: GGUF vocabulary errors name the problem", "[tokenizer]") {
   CHECK(message().find("merges") != std::string::npos);
 
   Vocab v = gguf_tokenizer("vocab/ggml-vocab-gpt-2.gguf").vocab();
-  v.pre = "deepseek-coder";  // a BPE pre-tokenizer with another regex
+  v.pre = "qwen3-coder";  // not a name llama.cpp knows
   CHECK_THROWS_AS(Tokenizer(v), edgespec::Error);
   v.pre = "llama3";  // supported (tests/test_pretokenizer.cpp)
   CHECK_NOTHROW(Tokenizer(v));
   v.pre = "gpt-2";
   v.scores.pop_back();
   CHECK_THROWS_AS(Tokenizer(v), edgespec::Error);
+}
+
+TEST_CASE("tokenizer: end-of-generation sets of the llama.cpp vocabularies", "[tokenizer]") {
+  // llama_vocab_is_eog over every id, from llama.cpp for these files.
+  const std::vector<std::pair<std::string, std::vector<int>>> expected = {
+      {"vocab/ggml-vocab-llama-spm.gguf", {2}},      {"vocab/ggml-vocab-gpt-2.gguf", {50256}},
+      {"vocab/ggml-vocab-deepseek-llm.gguf", {100001}}, {"vocab/ggml-vocab-falcon.gguf", {11}},
+      {"vocab/ggml-vocab-mpt.gguf", {0}},            {"vocab/ggml-vocab-starcoder.gguf", {0}},
+      {kSmolLM2, {0, 2}}};
+  for (const auto& [rel, eog] : expected) {
+    INFO(rel);
+    const Tokenizer& tok = gguf_tokenizer(rel);
+    CHECK(tok.eog_ids() == eog);
+    for (const int id : eog) CHECK(tok.is_eog(id));
+  }
+}
+
+TEST_CASE("tokenizer: SmolLM2 flags, special tokens and end of generation as llama.cpp", "[tokenizer]") {
+  const Tokenizer& tok = gguf_tokenizer(kSmolLM2);
+  const Vocab& v = tok.vocab();
+  CHECK(v.pre == "smollm");
+  CHECK(!v.add_bos);  // tokenizer.ggml.add_bos_token = false
+  CHECK(!v.add_eos);
+  CHECK(!v.clean_spaces);  // llama.cpp turns it off for smollm
+  CHECK(tok.encode("The capital of France is", true) == std::vector<std::int32_t>{504, 3575, 282, 4649, 314});
+  CHECK(tok.encode("The capital of France is", false) == std::vector<std::int32_t>{504, 3575, 282, 4649, 314});
+
+  // llama-tokenize -m smollm2 -p "<|im_start|>user\nHi<|im_end|>\n" (parse_special by default):
+  const std::string chat = "<|im_start|>user\nHi<|im_end|>\n";
+  CHECK(tok.encode(chat, true, true) == std::vector<std::int32_t>{1, 4093, 198, 26843, 2, 198});
+  // ... and with --no-parse-special: the control tokens are plain text.
+  CHECK(tok.encode(chat, true, false) ==
+        std::vector<std::int32_t>{44, 108, 306, 79, 3738, 108, 46, 4093, 198, 26843, 44, 108, 306, 79, 486, 108, 46, 198});
+  CHECK(tok.decode(tok.encode(chat, true, false)) == chat);
+  CHECK(tok.decode(tok.encode(chat, true, true)) == "user\nHi\n");  // control tokens decode to ""
+  CHECK(tok.decode(tok.encode(chat, true, true), /*special=*/true) == chat);
+  CHECK(tok.token_to_piece(1).empty());
+  CHECK(tok.token_to_piece(1, true) == "<|im_start|>");
+  CHECK(tok.token_to_piece(198, true) == "\n");
+
+  CHECK(tok.eos() == 2);
+  CHECK(tok.is_eog(2));  // EOS = <|im_end|>
+  CHECK(tok.is_eog(0));  // <|endoftext|>
+  CHECK(!tok.is_eog(1));
+  CHECK(!tok.is_eog(198));
+  CHECK(!tok.is_eog(-1));
+  CHECK(tok.eog_ids() == std::vector<int>{0, 2});
+  CHECK(tok.eot() == 0);  // found by text: <|endoftext|> is the only EOT text SmolLM2 has besides <|im_end|> (2)
+  CHECK(tok.token_id("<|im_end|>") == 2);
+  CHECK(tok.token_id("<|im_start|>") == 1);
+  CHECK(tok.token_id("Hi") == 26843);
+  CHECK(!tok.token_id("<|not a token|>").has_value());
+  CHECK(!tok.token_id("").has_value());
+}
+
+TEST_CASE("tokenizer: add_special, parse_special, lstrip/rstrip and EOG on small vocabularies", "[tokenizer]") {
+  // SPM with an EOS to add and a user-defined token.
+  Vocab spm = gguf_tokenizer("vocab/ggml-vocab-llama-spm.gguf").vocab();
+  spm.add_eos = true;
+  {
+    const Tokenizer tok(spm);
+    CHECK(tok.encode("Hello", true) == std::vector<std::int32_t>{1, 15043, 2});
+    CHECK(tok.encode("Hello", false) == std::vector<std::int32_t>{15043});
+    // parse_special: "</s>" in the text is EOS (control); without it, the characters.
+    CHECK(tok.encode("Hello</s>", false, true) == std::vector<std::int32_t>{15043, 2});
+    CHECK(tok.encode("Hello</s>", false, false) != std::vector<std::int32_t>{15043, 2});
+    CHECK(tok.encode("<unk>", false, true) == std::vector<std::int32_t>{0});  // unknown tokens too
+    // after a special token the next fragment gets the space prefix again
+    CHECK(tok.encode("Hello</s>Hello", false, true) == std::vector<std::int32_t>{15043, 2, 15043});
+    CHECK(tok.is_eog(2));
+    CHECK(tok.eog_ids() == std::vector<int>{2});
+    CHECK(tok.detokenize(std::vector<std::int32_t>{1, 15043, 2}, true) == " Hello");  // space kept after a BOS
+    CHECK(tok.detokenize(std::vector<std::int32_t>{1, 15043, 2}, false, true) == "<s> Hello</s>");
+  }
+  spm.bos = -1;
+  CHECK_THROWS_AS(Tokenizer(spm).encode("Hello", true), edgespec::Error);  // add_bos without a BOS token
+  CHECK(Tokenizer(spm).encode("Hello", false) == std::vector<std::int32_t>{15043});
+
+  // Phi-3 (by general.name): special tokens take the spaces after them, "</s>" too, "<s>" not.
+  Vocab phi = gguf_tokenizer("vocab/ggml-vocab-llama-spm.gguf").vocab();
+  phi.tokens.push_back("<|user|>");
+  phi.types.push_back(edgespec::token_type::user_defined);
+  phi.scores.push_back(0.0f);
+  const std::int32_t user = phi.size() - 1;
+  const std::vector<std::int32_t> plain = Tokenizer(phi).encode("<|user|>  Hi", false);
+  CHECK(plain == std::vector<std::int32_t>{user, 259, 6324});  // "▁▁" "▁Hi": prefix and both spaces kept
+  phi.name = "Phi-3-mini";
+  const Tokenizer ptok(phi);
+  CHECK(ptok.encode("<|user|>  Hi", false) == std::vector<std::int32_t>{user, 6324});
+  CHECK(ptok.encode("</s>  Hi", false, true) == std::vector<std::int32_t>{2, 6324});
+  CHECK(ptok.encode("<s>  Hi", false, true) != std::vector<std::int32_t>{1, 6324});
+
+  // EOT and EOM from the file join the EOG set; texts in llama.cpp's list become control tokens.
+  Vocab g = gguf_tokenizer("vocab/ggml-vocab-gpt-2.gguf").vocab();
+  g.eot = 13;  // "."
+  g.tokens.push_back("<|im_end|>");
+  g.types.push_back(edgespec::token_type::user_defined);
+  g.scores.push_back(0.0f);
+  const std::int32_t im_end = g.size() - 1;
+  const Tokenizer gt(g);
+  CHECK(gt.eog_ids() == std::vector<int>{13, 50256, im_end});
+  CHECK(gt.eot() == 13);
+  // <|im_end|> is now control: plain text without parse_special, one token with it, "" as a piece.
+  CHECK(gt.encode("a<|im_end|>", false, true) == std::vector<std::int32_t>{64, im_end});
+  CHECK(gt.encode("a<|im_end|>", false, false).size() > 2);
+  CHECK(gt.token_to_piece(im_end).empty());
+  CHECK(gt.token_to_piece(im_end, true) == "<|im_end|>");
+}
+
+TEST_CASE("tokenizer: detokenize is llama_detokenize, clean_spaces included", "[tokenizer]") {
+  const Tokenizer& gpt2 = gguf_tokenizer("vocab/ggml-vocab-gpt-2.gguf");
+  REQUIRE(gpt2.vocab().clean_spaces);
+  const auto ids = gpt2.encode("Hello , world ! it 's ' quoted ' I 'm we 're they 've I 'd you 'll .", false);
+  CHECK(gpt2.decode(ids) == "Hello , world ! it 's ' quoted ' I 'm we 're they 've I 'd you 'll .");
+  CHECK(gpt2.detokenize(ids) == "Hello, world! it's'quoted'I'm we're they've I 'd you 'll.");
+  const Tokenizer& smol = gguf_tokenizer(kSmolLM2);  // clean_spaces off: as decode
+  const auto sids = smol.encode("Hello , world !", false);
+  CHECK(smol.detokenize(sids) == "Hello , world !");
+  const Tokenizer& spm = gguf_tokenizer("vocab/ggml-vocab-llama-spm.gguf");
+  const auto hid = spm.encode("Hello world", true);
+  // llama.cpp strips the first piece only, which is BOS's empty one, and keeps the space after a removed BOS.
+  CHECK(spm.detokenize(hid) == " Hello world");
+  CHECK(spm.detokenize(hid, true) == " Hello world");
+  CHECK(spm.detokenize(std::span(hid).subspan(1)) == "Hello world");
+  CHECK(spm.decode(hid) == "Hello world");
 }

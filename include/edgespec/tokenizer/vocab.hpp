@@ -9,8 +9,9 @@
 // byte pieces as "<0x0A>". The loader converts them to what llama.cpp's llama2.c converter writes into a GGUF
 // (' ' -> '▁', ids 0/1/2 -> <unk>/<s>/</s>), so both sources of one model give identical Vocabs and tokens.
 //
-// GGUF: tokenizer.ggml.{model, pre, tokens, scores, token_type, merges, bos_token_id, eos_token_id,
-// unknown_token_id, padding_token_id, add_bos_token, add_eos_token, add_space_prefix}.
+// GGUF: tokenizer.ggml.{model, pre, tokens, scores, token_type, merges, bos_token_id, eos_token_id, eot_token_id,
+// eom_token_id, unknown_token_id, padding_token_id, fim_{pre,suf,mid,pad,rep,sep}_token_id (and the older
+// prefix/suffix/middle_token_id), add_bos_token, add_eos_token, add_space_prefix} and general.name.
 #pragma once
 
 #include <cstdint>
@@ -46,9 +47,13 @@ struct Vocab {
   std::vector<std::int32_t> types;  // token_type:: values
   std::vector<std::string> merges;  // Gpt2: "left right", index = rank (lower merges first)
   std::int32_t bos = 1, eos = 2, unk = 0, pad = -1;  // -1: none
-  bool add_bos = true, add_eos = false;
+  std::int32_t eot = -1, eom = -1;                    // end of turn / of message; -1: found by text (Tokenizer)
+  std::int32_t fim_pre = -1, fim_suf = -1, fim_mid = -1, fim_pad = -1, fim_rep = -1, fim_sep = -1;  // fill-in-middle
+  bool add_bos = true, add_eos = false;  // what encode(text, add_special = true) adds
   bool add_space_prefix = true;  // Spm: encode prepends ' ' to non-empty text; decode drops it again
+  bool clean_spaces = false;     // Gpt2: detokenize() removes the space of " ?", " 's", ... (per pre-tokenizer)
   std::string pre;               // tokenizer.ggml.pre (Gpt2 pre-tokenizer name)
+  std::string name;              // general.name (llama.cpp sets Phi-3's special tokens to strip spaces by it)
 
   [[nodiscard]] int size() const noexcept { return static_cast<int>(tokens.size()); }
 };
@@ -74,34 +79,117 @@ inline void validate_vocab(const Vocab& v, std::string_view source) {
   check_id(v.eos, "eos");
   check_id(v.unk, "unknown");
   check_id(v.pad, "padding");
+  check_id(v.eot, "eot");
+  check_id(v.eom, "eom");
+  for (const std::int32_t id : {v.fim_pre, v.fim_suf, v.fim_mid, v.fim_pad, v.fim_rep, v.fim_sep}) check_id(id, "fim");
   if (v.kind == Vocab::Kind::Gpt2)
     ES_CHECK(!v.merges.empty(), source, ": gpt2 tokenizer has no merges (tokenizer.ggml.merges)");
 }
 
-// Byte-level BPE pre-tokenizers, chosen by tokenizer.ggml.pre as llama.cpp's llama_vocab::load does
-// (LLAMA_VOCAB_PRE_TYPE_GPT2 / LLAMA3 / QWEN2 and the names it maps to each). Regexes: detail/bpe.hpp.
-enum class BpePre : std::uint8_t { Unsupported, Gpt2, Llama3, Qwen2 };
+// Byte-level BPE pre-tokenizer types: one per distinct list of regexes in llama.cpp's llm_tokenizer_bpe (regexes:
+// detail/pretokenizer.hpp). Several LLAMA_VOCAB_PRE_TYPE_* share a list (STARCODER, REFACT, COMMAND_R, SMOLLM,
+// CODESHELL, EXAONE, MINERVA are all Starcoder here); they differ only in the flags of PreTokenizerName.
+enum class BpePre : std::uint8_t {
+  Unsupported, Default, Gpt2, Llama3, Qwen2, DeepseekLlm, DeepseekCoder, Deepseek3, Falcon, Starcoder, Bloom, Viking,
+  Tekken, Chameleon, Gpt4o
+};
+inline constexpr std::size_t kBpePreCount = 15;
 
-[[nodiscard]] inline BpePre bpe_pre_from_name(std::string_view pre) noexcept {
-  const auto any_of = [&](std::initializer_list<std::string_view> names) {
-    for (const std::string_view n : names)
-      if (pre == n) return true;
-    return false;
-  };
-  if (any_of({"gpt-2", "phi-2", "jina-es", "jina-de", "gigachat", "jina-v1-en", "jina-v2-es", "jina-v2-de",
-              "jina-v2-code", "roberta-bpe", "mpt", "olmo", "jais", "a.x-4.0", "mellum", "exaone4", "trillion",
-              "granite-docling"}))
-    return BpePre::Gpt2;
-  if (any_of({"llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral", "midm-2.0", "lfm2", "dbrx",
-              "smaug-bpe", "jina-v5-nano"}))
-    return BpePre::Llama3;
-  if (any_of({"qwen2", "deepseek-r1-qwen", "kormo", "megrez", "stablelm2", "hunyuan"})) return BpePre::Qwen2;
-  return BpePre::Unsupported;
+// A tokenizer.ggml.pre value and what llama.cpp's llama_vocab::load does for it.
+struct PreTokenizerName {
+  std::string_view name;
+  BpePre pre;
+  bool ignore_merges = false;  // a word that is a token as a whole is emitted unmerged
+  bool add_bos = false;        // default of tokenizer.ggml.add_bos_token
+  bool clean_spaces = true;    // detokenize's clean_up_tokenization_spaces
+  bool no_bos = false;         // default BOS id is none (chatglm-bpe)
+};
+
+// Every name of llama.cpp's chain (commit c392e50), plus the names a newer llama.cpp maps to the same regexes
+// (falcon-h1, pixtral, midm-2.0, lfm2, jina-v5-nano; a.x-4.0, mellum, exaone4, trillion, granite-docling; kormo,
+// hunyuan) and its gpt-4o / llama4 type. "" (key missing) is "default", as in llama.cpp.
+inline constexpr PreTokenizerName kPreTokenizerNames[] = {
+    {"default", BpePre::Default},
+    {"llama3", BpePre::Llama3, true, true},
+    {"llama-v3", BpePre::Llama3, true, true},
+    {"llama-bpe", BpePre::Llama3, true, true},
+    {"falcon3", BpePre::Llama3, true, true},
+    {"falcon-h1", BpePre::Llama3, true, true},
+    {"pixtral", BpePre::Llama3, true, true},
+    {"midm-2.0", BpePre::Llama3, true, true},
+    {"lfm2", BpePre::Llama3, true, true},
+    {"jina-v5-nano", BpePre::Llama3, true, true},
+    {"deepseek-llm", BpePre::DeepseekLlm, false, false, false},
+    {"deepseek-coder", BpePre::DeepseekCoder, false, false, false},
+    {"deepseek-v3", BpePre::Deepseek3, false, false, false},
+    {"falcon", BpePre::Falcon},
+    {"mpt", BpePre::Gpt2},
+    {"starcoder", BpePre::Starcoder},
+    {"gpt-2", BpePre::Gpt2},
+    {"phi-2", BpePre::Gpt2},
+    {"jina-es", BpePre::Gpt2},
+    {"jina-de", BpePre::Gpt2},
+    {"gigachat", BpePre::Gpt2},
+    {"jina-v1-en", BpePre::Gpt2},
+    {"jina-v2-es", BpePre::Gpt2},
+    {"jina-v2-de", BpePre::Gpt2},
+    {"jina-v2-code", BpePre::Gpt2},
+    {"roberta-bpe", BpePre::Gpt2},
+    {"a.x-4.0", BpePre::Gpt2},
+    {"mellum", BpePre::Gpt2},
+    {"exaone4", BpePre::Gpt2},
+    {"trillion", BpePre::Gpt2, false, false, false},
+    {"granite-docling", BpePre::Gpt2, false, false, false},
+    {"refact", BpePre::Starcoder},
+    {"command-r", BpePre::Starcoder, false, false, false},
+    {"qwen2", BpePre::Qwen2, false, false, false},
+    {"deepseek-r1-qwen", BpePre::Qwen2, false, false, false},
+    {"kormo", BpePre::Qwen2, false, false, false},
+    {"hunyuan", BpePre::Qwen2, false, false, false},
+    {"stablelm2", BpePre::Qwen2},
+    {"megrez", BpePre::Qwen2},
+    {"olmo", BpePre::Gpt2},
+    {"dbrx", BpePre::Llama3},
+    {"smaug-bpe", BpePre::Llama3},
+    {"poro-chat", BpePre::Bloom, false, false, false},
+    {"chatglm-bpe", BpePre::Llama3, false, false, true, true},
+    {"viking", BpePre::Viking, false, false, false},
+    {"jais", BpePre::Gpt2},
+    {"tekken", BpePre::Tekken, true, true, false},
+    {"smollm", BpePre::Starcoder, false, false, false},
+    {"codeshell", BpePre::Starcoder},
+    {"bloom", BpePre::Bloom},
+    {"gpt3-finnish", BpePre::Bloom},
+    {"exaone", BpePre::Starcoder},
+    {"chameleon", BpePre::Chameleon, false, true, false},
+    {"minerva-7b", BpePre::Starcoder},
+    {"gpt-4o", BpePre::Gpt4o, false, false, false},
+    {"llama4", BpePre::Gpt4o, false, false, false},
+};
+
+// The entry for a tokenizer.ggml.pre value ("" = "default"), or nullptr when llama.cpp does not know it.
+[[nodiscard]] inline const PreTokenizerName* find_pre_tokenizer(std::string_view pre) noexcept {
+  if (pre.empty()) pre = "default";
+  for (const PreTokenizerName& n : kPreTokenizerNames)
+    if (n.name == pre) return &n;
+  return nullptr;
 }
 
-// llama.cpp's LLAMA3 group (not dbrx / smaug, which only share its regex) sets ignore_merges and add_bos.
-[[nodiscard]] inline bool is_llama3_group(std::string_view pre) noexcept {
-  return bpe_pre_from_name(pre) == BpePre::Llama3 && pre != "dbrx" && pre != "smaug-bpe";
+[[nodiscard]] inline BpePre bpe_pre_from_name(std::string_view pre) noexcept {
+  const PreTokenizerName* n = find_pre_tokenizer(pre);
+  return n ? n->pre : BpePre::Unsupported;
+}
+
+// "'default', 'llama3', ..." for error messages.
+[[nodiscard]] inline std::string supported_pre_tokenizers() {
+  std::string s;
+  for (const PreTokenizerName& n : kPreTokenizerNames) {
+    if (!s.empty()) s += ", ";
+    s += "'";
+    s += n.name;
+    s += "'";
+  }
+  return s;
 }
 
 // "<0xAB>" -> 0xAB, else -1.
@@ -195,7 +283,15 @@ inline Vocab vocab_from_gguf(const GgufFile& f) {
                 "', which is not supported (supported: 'llama' = SentencePiece BPE, 'gpt2' = byte-level BPE)");
   }
   v.pre = f.find_string("tokenizer.ggml.pre").value_or("");
-  if (v.kind == Vocab::Kind::Gpt2 && detail::is_llama3_group(v.pre)) v.add_bos = true;  // llama.cpp's default
+  v.name = f.find_string("general.name").value_or("");
+  if (v.kind == Vocab::Kind::Gpt2) {
+    v.clean_spaces = true;
+    if (const detail::PreTokenizerName* info = detail::find_pre_tokenizer(v.pre)) {  // llama.cpp's defaults per pre
+      v.add_bos = info->add_bos;
+      v.clean_spaces = info->clean_spaces;
+      if (info->no_bos) v.bos = -1;
+    }
+  }
   v.tokens = f.get_string_array("tokenizer.ggml.tokens");
   const std::size_t n = v.tokens.size();
   if (f.has("tokenizer.ggml.scores")) {
@@ -223,8 +319,19 @@ inline Vocab vocab_from_gguf(const GgufFile& f) {
   };
   special("tokenizer.ggml.bos_token_id", v.bos);
   special("tokenizer.ggml.eos_token_id", v.eos);
+  special("tokenizer.ggml.eot_token_id", v.eot);
+  special("tokenizer.ggml.eom_token_id", v.eom);
   special("tokenizer.ggml.unknown_token_id", v.unk);
   special("tokenizer.ggml.padding_token_id", v.pad);
+  special("tokenizer.ggml.fim_pre_token_id", v.fim_pre);
+  special("tokenizer.ggml.fim_suf_token_id", v.fim_suf);
+  special("tokenizer.ggml.fim_mid_token_id", v.fim_mid);
+  special("tokenizer.ggml.fim_pad_token_id", v.fim_pad);
+  special("tokenizer.ggml.fim_rep_token_id", v.fim_rep);
+  special("tokenizer.ggml.fim_sep_token_id", v.fim_sep);
+  special("tokenizer.ggml.prefix_token_id", v.fim_pre);  // older names, read after the new ones as llama.cpp does
+  special("tokenizer.ggml.suffix_token_id", v.fim_suf);
+  special("tokenizer.ggml.middle_token_id", v.fim_mid);
   if (const auto b = f.find_bool("tokenizer.ggml.add_bos_token")) v.add_bos = *b;
   if (const auto b = f.find_bool("tokenizer.ggml.add_eos_token")) v.add_eos = *b;
   if (const auto b = f.find_bool("tokenizer.ggml.add_space_prefix")) v.add_space_prefix = *b;

@@ -1,4 +1,4 @@
-// UTF-8 decoding, code point classes for the GPT-2 pre-tokenizer, and the GPT-2 byte <-> unicode alphabet.
+// UTF-8 decoding, code point classes for the pre-tokenizer regexes, and the GPT-2 byte <-> unicode alphabet.
 #pragma once
 
 #ifndef EDGESPEC_TOKENIZER_DETAIL_OK
@@ -42,8 +42,9 @@ inline void append_utf8(std::string& out, std::uint32_t cp) {
 
 inline constexpr std::uint32_t kReplacementChar = 0xFFFD;
 
-// One code point at s[pos]: its value and byte length. A malformed sequence yields U+FFFD with length 1
-// (llama.cpp's unicode_cpts_from_utf8 does the same), so callers can keep the original bytes.
+// One code point at s[pos]: its value and byte length. A malformed sequence yields U+FFFD with length 1, as
+// llama.cpp's unicode_cpts_from_utf8 does. Like it, overlong forms and surrogates decode to their value; unlike it,
+// a 4-byte form above U+10FFFF is malformed here too (llama.cpp would throw when it encodes that value again).
 struct Utf8Cpt {
   std::uint32_t cp;
   std::size_t len;
@@ -56,23 +57,31 @@ struct Utf8Cpt {
   if ((c & 0xE0) == 0xC0 && cont(1)) return {(c & 0x1Fu) << 6 | (b(1) & 0x3Fu), 2};
   if ((c & 0xF0) == 0xE0 && cont(1) && cont(2))
     return {(c & 0x0Fu) << 12 | (b(1) & 0x3Fu) << 6 | (b(2) & 0x3Fu), 3};
-  if ((c & 0xF8) == 0xF0 && cont(1) && cont(2) && cont(3))
-    return {(c & 0x07u) << 18 | (b(1) & 0x3Fu) << 12 | (b(2) & 0x3Fu) << 6 | (b(3) & 0x3Fu), 4};
+  if ((c & 0xF8) == 0xF0 && cont(1) && cont(2) && cont(3)) {
+    const std::uint32_t cp = (c & 0x07u) << 18 | (b(1) & 0x3Fu) << 12 | (b(2) & 0x3Fu) << 6 | (b(3) & 0x3Fu);
+    if (cp <= 0x10FFFF) return {cp, 4};
+  }
   return {kReplacementChar, 1};
 }
 
-// \p{L}, \p{N} or neither, from the generated ranges.
-enum class CptClass : std::uint8_t { Other = 0, Letter = 1, Number = 2 };
+// General category class (\p{L}, \p{N}, \p{P}, \p{M}, \p{S}; Other = C*, Z* and unassigned), Unicode 15.1 as
+// llama.cpp's tables; values as in scripts/gen_unicode_tables.py.
+enum class CptClass : std::uint8_t { Other = 0, Letter = 1, Number = 2, Punctuation = 3, Mark = 4, Symbol = 5 };
 
 [[nodiscard]] inline CptClass cpt_class(std::uint32_t cp) noexcept {
   using unicode_tables::kClassRanges;
   if (cp < 0x80) {
     if ((cp | 0x20) >= 'a' && (cp | 0x20) <= 'z') return CptClass::Letter;
-    return cp >= '0' && cp <= '9' ? CptClass::Number : CptClass::Other;
+    if (cp >= '0' && cp <= '9') return CptClass::Number;
+    if (cp < 0x21 || cp == 0x7F) return CptClass::Other;
+    // ASCII punctuation and symbols: $ + < = > ^ ` | ~ are symbols, the rest of '!'..'~' punctuation.
+    constexpr std::string_view symbols = "$+<=>^`|~";
+    return symbols.find(static_cast<char>(cp)) != std::string_view::npos ? CptClass::Symbol : CptClass::Punctuation;
   }
-  const std::uint32_t key = (cp << 2) | 3u;  // the last entry whose start is <= cp
+  if (cp > 0x10FFFF) return CptClass::Other;
+  const std::uint32_t key = (cp << 3) | 7u;  // the last entry whose start is <= cp
   const auto* it = std::upper_bound(std::begin(kClassRanges), std::end(kClassRanges), key);
-  return static_cast<CptClass>(*(it - 1) & 3u);
+  return static_cast<CptClass>(*(it - 1) & 7u);
 }
 
 [[nodiscard]] inline bool is_whitespace(std::uint32_t cp) noexcept {
