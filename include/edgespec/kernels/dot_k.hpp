@@ -1,21 +1,315 @@
 // Dot products of K-quant weight rows (Q2_K .. Q6_K) with Q8_K activations, for kernels/matmul.hpp.
 //
-// STUB: the interface below is fixed (matmul.hpp's matmul_block calls it); the bodies are being written.
+//   dot_rows_q8_K_acts<T, R>: R rows of W (T) . one position's activations x (nb Q8_K blocks) -> out (R,)
+//
+// Arithmetic per super-block, as llama.cpp's ggml_vec_dot_q*_K_q8_K: exact integer sums per sub-block j of the
+// weight levels q times the activations x_q, weighted by the integer scale codes, and the mins through the
+// activations' bsums (sums of 16 x_q); then in float, with the activation scale d_x:
+//
+//   Q2_K, Q4_K, Q5_K   acc += (d_x d) * sum_j sc_j (q . x_q)_j  -  (d_x dmin) * sum_j m_j bsum_j
+//   Q3_K, Q6_K         acc += (d_x d) * [sum_j sc_j (u . x_q)_j  -  o * sum_j sc_j bsum_j]
+//
+// where the signed levels q = u - o (Q3_K: o = 4, Q6_K: o = 32) are multiplied as unsigned u (vpmaddubsw) and the
+// offset comes back through the bsums (llama.cpp's AVX2 code multiplies o by x_q a second time instead). Levels
+// are unpacked as in the layout table of kernels/quants_k.hpp.
+//
+// AVX2: acc is 8 float lanes per row (the 8 int32 lanes of the integer sums converted and FMA'd), summed at the
+// end; every row has its own accumulator and the same operation sequence whatever R, so results do not depend
+// on the tile shape, the thread count or the batch. Scalar fallback: one integer sum per super-block.
 #pragma once
 
 #include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#endif
 
 #include "edgespec/core/dtype.hpp"
+#include "edgespec/kernels/fp16.hpp"
 #include "edgespec/kernels/quants_k.hpp"
 
 namespace edgespec::detail {
 
-// R rows of W (type T, a K-quant; row i at w + i * ws, nb super-blocks each) . one position's Q8_K activations
-// x (nb blocks) -> out[0..R).
+[[nodiscard]] inline std::uint32_t load_u32(const unsigned char* p) noexcept {
+  std::uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+[[nodiscard]] inline float load_f16(const unsigned char* p) noexcept {
+  std::uint16_t h;
+  std::memcpy(&h, p, 2);
+  return half_to_float(h);
+}
+
+// Q4_K/Q5_K: the 12 packed bytes -> u32 words {sc 0..3, sc 4..7, m 0..3, m 4..7}, one 6-bit code per byte.
+inline void unpack_scales_k4_words(const unsigned char* s, std::uint32_t* w) noexcept {
+  std::uint32_t a[3];
+  std::memcpy(a, s, 12);
+  w[0] = a[0] & 0x3f3f3f3fu;
+  w[1] = (a[2] & 0x0f0f0f0fu) | ((a[0] >> 6) & 0x03030303u) << 4;
+  w[2] = a[1] & 0x3f3f3f3fu;
+  w[3] = ((a[2] >> 4) & 0x0f0f0f0fu) | ((a[1] >> 6) & 0x03030303u) << 4;
+}
+
+// Q3_K: the 12 packed bytes -> u32 words of the 16 codes + 32 (0..63), one per byte, in sub-block order.
+inline void unpack_scales_q3_words(const unsigned char* s, std::uint32_t* w) noexcept {
+  std::uint32_t a[3];
+  std::memcpy(a, s, 12);
+  w[0] = (a[0] & 0x0f0f0f0fu) | (a[2] & 0x03030303u) << 4;
+  w[1] = (a[1] & 0x0f0f0f0fu) | ((a[2] >> 2) & 0x03030303u) << 4;
+  w[2] = ((a[0] >> 4) & 0x0f0f0f0fu) | ((a[2] >> 4) & 0x03030303u) << 4;
+  w[3] = ((a[1] >> 4) & 0x0f0f0f0fu) | ((a[2] >> 6) & 0x03030303u) << 4;
+}
+
+#if defined(__AVX2__) && defined(__FMA__)
+
+[[nodiscard]] inline __m256i loadu256(const void* p) noexcept {
+  return _mm256_loadu_si256(static_cast<const __m256i*>(p));
+}
+[[nodiscard]] inline __m128i loadu128(const void* p) noexcept {
+  return _mm_loadu_si128(static_cast<const __m128i*>(p));
+}
+
+// vpshufb controls on 8 int16 codes held in both 128-bit halves:
+//   kWordPair[k]:  low half <- word 2k, high half <- word 2k + 1   (a 32-value vector = sub-blocks of 16 values)
+//   kWordSplat[k]: both halves <- word k                            (a 32-value vector = one sub-block of 32)
+alignas(32) inline constexpr std::uint8_t kWordPair[4][32] = {
+    {0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3},
+    {4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7},
+    {8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11},
+    {12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13,
+     14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15}};
+alignas(32) inline constexpr std::uint8_t kWordSplat[8][32] = {
+    {0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1},
+    {2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3},
+    {4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5},
+    {6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7},
+    {8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9},
+    {10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11,
+     10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11},
+    {12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13,
+     12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13},
+    {14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15,
+     14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15}};
+
+[[nodiscard]] inline __m256i shuffle_words(__m256i codes, const std::uint8_t* ctrl) noexcept {
+  return _mm256_shuffle_epi8(codes, _mm256_load_si256(reinterpret_cast<const __m256i*>(ctrl)));
+}
+
+// 8 int16 codes (a 128-bit vector) in both halves of a 256-bit one.
+[[nodiscard]] inline __m256i both_halves(__m128i v) noexcept { return _mm256_broadcastsi128_si256(v); }
+
+// Bit k of every byte of v, moved to bit `to` (and the other bits cleared).
+template <int k, int to>
+[[nodiscard]] inline __m256i bit_to(__m256i v) noexcept {
+  const __m256i mask = _mm256_set1_epi8(static_cast<char>(1 << to));
+  if constexpr (k >= to) return _mm256_and_si256(_mm256_srli_epi16(v, k - to), mask);
+  else return _mm256_and_si256(_mm256_slli_epi16(v, to - k), mask);
+}
+
+// One position's activation block, with what every row's product reuses.
+struct ActK {
+  const std::int8_t* q;
+  __m256i bsums;       // 16 int16 sums of 16
+  __m128i bsum_pairs;  // 8 int16 sums of 32
+  float d;
+};
+[[nodiscard]] inline ActK act_k(const BlockQ8_K& x) noexcept {
+  const __m256i bsums = loadu256(x.bsums);
+  return {x.q, bsums, _mm_hadd_epi16(_mm256_castsi256_si128(bsums), _mm256_extracti128_si256(bsums, 1)), x.d};
+}
+
+// (u (32,) uint8 . x (32,) int8 summed per pair) . scales (16 int16) summed per pair -> 8 int32
+[[nodiscard]] inline __m256i scaled_dot(__m256i u, const std::int8_t* x, __m256i scales) noexcept {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(u, loadu256(x)), scales);
+}
+
+// acc + (d_x d) * sumi - (d_x dmin) * summ
+[[nodiscard]] inline __m256 add_block(__m256 acc, float d, __m256i sumi, float dmin, __m256i summ) noexcept {
+  acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+  return _mm256_fmadd_ps(_mm256_set1_ps(-dmin), _mm256_cvtepi32_ps(summ), acc);
+}
+
+// One row's super-block at p . the activation block a, added to acc.
+template <DType T>
+[[nodiscard]] inline __m256 block_dot(const unsigned char* p, const ActK& a, __m256 acc) noexcept {
+  const __m256i m2 = _mm256_set1_epi8(3), m4 = _mm256_set1_epi8(15);
+  if constexpr (T == DType::Q2_K) {
+    // scales[16] | qs[64] | d | dmin
+    const __m128i sm = loadu128(p);
+    const __m128i sc = _mm_and_si128(sm, _mm256_castsi256_si128(m4));
+    const __m128i mn = _mm_and_si128(_mm_srli_epi16(sm, 4), _mm256_castsi256_si128(m4));
+    const __m256i summ = _mm256_madd_epi16(_mm256_cvtepu8_epi16(mn), a.bsums);
+    const __m256i s_lo = both_halves(_mm_cvtepu8_epi16(sc)), s_hi = both_halves(_mm_cvtepu8_epi16(_mm_srli_si128(sc, 8)));
+    __m256i sumi = _mm256_setzero_si256();
+    for (int h = 0; h < 2; ++h) {
+      const __m256i qv = loadu256(p + 16 + 32 * h);
+      const __m256i s = h == 0 ? s_lo : s_hi;
+      const std::int8_t* x = a.q + 128 * h;
+      sumi = _mm256_add_epi32(sumi, scaled_dot(_mm256_and_si256(qv, m2), x, shuffle_words(s, kWordPair[0])));
+      sumi = _mm256_add_epi32(
+          sumi, scaled_dot(_mm256_and_si256(_mm256_srli_epi16(qv, 2), m2), x + 32, shuffle_words(s, kWordPair[1])));
+      sumi = _mm256_add_epi32(
+          sumi, scaled_dot(_mm256_and_si256(_mm256_srli_epi16(qv, 4), m2), x + 64, shuffle_words(s, kWordPair[2])));
+      sumi = _mm256_add_epi32(
+          sumi, scaled_dot(_mm256_and_si256(_mm256_srli_epi16(qv, 6), m2), x + 96, shuffle_words(s, kWordPair[3])));
+    }
+    return add_block(acc, a.d * load_f16(p + 80), sumi, a.d * load_f16(p + 82), summ);
+  } else if constexpr (T == DType::Q3_K) {
+    // hmask[32] | qs[64] | scales[12] | d;  u = low 2 bits | high bit << 2 = q + 4
+    alignas(16) std::uint32_t w[4];
+    unpack_scales_q3_words(p + 96, w);
+    const __m128i sc = _mm_sub_epi8(_mm_load_si128(reinterpret_cast<const __m128i*>(w)), _mm_set1_epi8(32));
+    const __m256i corr = _mm256_madd_epi16(_mm256_cvtepi8_epi16(sc), a.bsums);
+    const __m256i s_lo = both_halves(_mm_cvtepi8_epi16(sc)), s_hi = both_halves(_mm_cvtepi8_epi16(_mm_srli_si128(sc, 8)));
+    const __m256i hm = loadu256(p);
+    __m256i sumi = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(corr, 2));
+    const __m256i q0 = loadu256(p + 32), q1 = loadu256(p + 64);
+    auto part = [&](__m256i low, __m256i high, const std::int8_t* x, __m256i s, int k) {
+      return scaled_dot(_mm256_or_si256(_mm256_and_si256(low, m2), high), x, shuffle_words(s, kWordPair[k]));
+    };
+    sumi = _mm256_add_epi32(sumi, part(q0, bit_to<0, 2>(hm), a.q, s_lo, 0));
+    sumi = _mm256_add_epi32(sumi, part(_mm256_srli_epi16(q0, 2), bit_to<1, 2>(hm), a.q + 32, s_lo, 1));
+    sumi = _mm256_add_epi32(sumi, part(_mm256_srli_epi16(q0, 4), bit_to<2, 2>(hm), a.q + 64, s_lo, 2));
+    sumi = _mm256_add_epi32(sumi, part(_mm256_srli_epi16(q0, 6), bit_to<3, 2>(hm), a.q + 96, s_lo, 3));
+    sumi = _mm256_add_epi32(sumi, part(q1, bit_to<4, 2>(hm), a.q + 128, s_hi, 0));
+    sumi = _mm256_add_epi32(sumi, part(_mm256_srli_epi16(q1, 2), bit_to<5, 2>(hm), a.q + 160, s_hi, 1));
+    sumi = _mm256_add_epi32(sumi, part(_mm256_srli_epi16(q1, 4), bit_to<6, 2>(hm), a.q + 192, s_hi, 2));
+    sumi = _mm256_add_epi32(sumi, part(_mm256_srli_epi16(q1, 6), bit_to<7, 2>(hm), a.q + 224, s_hi, 3));
+    return _mm256_fmadd_ps(_mm256_set1_ps(a.d * load_f16(p + 108)), _mm256_cvtepi32_ps(sumi), acc);
+  } else if constexpr (T == DType::Q4_K || T == DType::Q5_K) {
+    // d | dmin | scales[12] | (Q5_K: qh[32]) | qs[128]
+    constexpr int kQs = T == DType::Q4_K ? 16 : 48;
+    alignas(16) std::uint32_t w[4];
+    unpack_scales_k4_words(p + 4, w);
+    const __m256i codes = _mm256_cvtepu8_epi16(_mm_load_si128(reinterpret_cast<const __m128i*>(w)));
+    const __m128i summ = _mm_madd_epi16(_mm256_extracti128_si256(codes, 1), a.bsum_pairs);
+    const __m256i s = both_halves(_mm256_castsi256_si128(codes));
+    __m256i sumi = _mm256_setzero_si256();
+    [[maybe_unused]] __m256i hb;
+    if constexpr (T == DType::Q5_K) hb = loadu256(p + 16);
+    auto group = [&](auto g) {
+      constexpr int G = decltype(g)::value;
+      const __m256i qv = loadu256(p + kQs + 32 * G);
+      __m256i lo = _mm256_and_si256(qv, m4), hi = _mm256_and_si256(_mm256_srli_epi16(qv, 4), m4);
+      if constexpr (T == DType::Q5_K) {
+        lo = _mm256_or_si256(lo, bit_to<2 * G, 4>(hb));
+        hi = _mm256_or_si256(hi, bit_to<2 * G + 1, 4>(hb));
+      }
+      sumi = _mm256_add_epi32(sumi, scaled_dot(lo, a.q + 64 * G, shuffle_words(s, kWordSplat[2 * G])));
+      sumi = _mm256_add_epi32(sumi, scaled_dot(hi, a.q + 64 * G + 32, shuffle_words(s, kWordSplat[2 * G + 1])));
+    };
+    group(std::integral_constant<int, 0>{});
+    group(std::integral_constant<int, 1>{});
+    group(std::integral_constant<int, 2>{});
+    group(std::integral_constant<int, 3>{});
+    const __m128 dd = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(load_u32(p))));  // d, dmin
+    return add_block(acc, a.d * _mm_cvtss_f32(dd), sumi, a.d * _mm_cvtss_f32(_mm_movehdup_ps(dd)),
+                     _mm256_zextsi128_si256(summ));
+  } else {
+    static_assert(T == DType::Q6_K, "dot_rows_q8_K_acts: T must be a K-quant weight type");
+    // ql[128] | qh[64] | scales[16] | d;  u = low 4 bits | high 2 bits << 4 = q + 32
+    const __m128i sc = loadu128(p + 192);
+    const __m256i corr = _mm256_madd_epi16(_mm256_cvtepi8_epi16(sc), a.bsums);
+    const __m256i s_lo = both_halves(_mm_cvtepi8_epi16(sc)), s_hi = both_halves(_mm_cvtepi8_epi16(_mm_srli_si128(sc, 8)));
+    const __m256i m30 = _mm256_set1_epi8(0x30);
+    __m256i sumi = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(corr, 5));
+    for (int h = 0; h < 2; ++h) {
+      const __m256i l0 = loadu256(p + 64 * h), l1 = loadu256(p + 64 * h + 32), hv = loadu256(p + 128 + 32 * h);
+      const __m256i s = h == 0 ? s_lo : s_hi;
+      const std::int8_t* x = a.q + 128 * h;
+      const __m256i u0 = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(hv, 4), m30));
+      const __m256i u1 = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(hv, 2), m30));
+      const __m256i u2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(hv, m30));
+      const __m256i u3 =
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), _mm256_and_si256(_mm256_srli_epi16(hv, 2), m30));
+      sumi = _mm256_add_epi32(sumi, scaled_dot(u0, x, shuffle_words(s, kWordPair[0])));
+      sumi = _mm256_add_epi32(sumi, scaled_dot(u1, x + 32, shuffle_words(s, kWordPair[1])));
+      sumi = _mm256_add_epi32(sumi, scaled_dot(u2, x + 64, shuffle_words(s, kWordPair[2])));
+      sumi = _mm256_add_epi32(sumi, scaled_dot(u3, x + 96, shuffle_words(s, kWordPair[3])));
+    }
+    return _mm256_fmadd_ps(_mm256_set1_ps(a.d * load_f16(p + 208)), _mm256_cvtepi32_ps(sumi), acc);
+  }
+}
+
+[[nodiscard]] inline float hsum8(__m256 v) noexcept {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+#endif  // AVX2 && FMA
+
+// Scalar: one row's super-block at p . x = (d_x d) * isum - (d_x dmin) * msum.
+template <DType T>
+[[nodiscard]] inline float block_dot_scalar(const unsigned char* p, const BlockQ8_K& x) noexcept {
+  std::int32_t isum = 0, msum = 0;
+  if constexpr (T == DType::Q2_K) {
+    for (int v = 0; v < kQKK; ++v) {
+      const int q = (p[16 + 32 * (v / 128) + v % 32] >> (2 * ((v % 128) / 32))) & 3;
+      isum += (p[v / 16] & 15) * q * x.q[v];
+    }
+    for (int j = 0; j < 16; ++j) msum += (p[j] >> 4) * x.bsums[j];
+    return x.d * load_f16(p + 80) * static_cast<float>(isum) - x.d * load_f16(p + 82) * static_cast<float>(msum);
+  } else if constexpr (T == DType::Q3_K) {
+    int sc[16];
+    unpack_scales_q3(p + 96, sc);
+    for (int v = 0; v < kQKK; ++v) {
+      const int low = (p[32 + 32 * (v / 128) + v % 32] >> (2 * ((v % 128) / 32))) & 3;
+      const int high = (p[v % 32] >> (v / 32)) & 1;
+      isum += sc[v / 16] * (low | high << 2) * x.q[v];
+    }
+    for (int j = 0; j < 16; ++j) isum -= 4 * sc[j] * x.bsums[j];
+    return x.d * load_f16(p + 108) * static_cast<float>(isum);
+  } else if constexpr (T == DType::Q4_K || T == DType::Q5_K) {
+    constexpr int kQs = T == DType::Q4_K ? 16 : 48;
+    std::uint8_t sc[8], m[8];
+    unpack_scales_k4(p + 4, sc, m);
+    for (int v = 0; v < kQKK; ++v) {
+      const int j = v / 32;
+      int q = (p[kQs + 32 * (j / 2) + v % 32] >> (4 * (j & 1))) & 15;
+      if constexpr (T == DType::Q5_K) q |= ((p[16 + v % 32] >> j) & 1) << 4;
+      isum += sc[j] * q * x.q[v];
+    }
+    for (int j = 0; j < 8; ++j) msum += m[j] * (x.bsums[2 * j] + x.bsums[2 * j + 1]);
+    return x.d * load_f16(p) * static_cast<float>(isum) - x.d * load_f16(p + 2) * static_cast<float>(msum);
+  } else {
+    static_assert(T == DType::Q6_K, "dot_rows_q8_K_acts: T must be a K-quant weight type");
+    const auto* sc = reinterpret_cast<const std::int8_t*>(p + 192);
+    for (int v = 0; v < kQKK; ++v) {
+      const int h = v / 128, t = (v % 128) / 32, l = v % 32;
+      const int low = (p[64 * h + 32 * (t & 1) + l] >> (4 * (t >> 1))) & 15;
+      const int high = (p[128 + 32 * h + l] >> (2 * t)) & 3;
+      isum += sc[v / 16] * (low | high << 4) * x.q[v];
+    }
+    for (int j = 0; j < 16; ++j) isum -= 32 * sc[j] * x.bsums[j];
+    return x.d * load_f16(p + 208) * static_cast<float>(isum);
+  }
+}
+
+// R rows of W (type T, a K-quant; row i at w + i * ws, nb super-blocks each, any alignment) . one position's
+// Q8_K activations x (nb blocks) -> out[0..R).
 template <DType T, int R>
-inline void dot_rows_q8_K_acts(const unsigned char*, std::int64_t, const BlockQ8_K*, std::int64_t,
+inline void dot_rows_q8_K_acts(const unsigned char* w, std::int64_t ws, const BlockQ8_K* x, std::int64_t nb,
                                float* out) noexcept {
-  for (int r = 0; r < R; ++r) out[r] = 0.0f;
+  constexpr std::int64_t kBlock = block_bytes(T);
+#if defined(__AVX2__) && defined(__FMA__)
+  __m256 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
+  for (std::int64_t b = 0; b < nb; ++b) {
+    const ActK a = act_k(x[b]);
+    for (int r = 0; r < R; ++r) acc[r] = block_dot<T>(w + r * ws + b * kBlock, a, acc[r]);
+  }
+  for (int r = 0; r < R; ++r) out[r] = hsum8(acc[r]);
+#else
+  float acc[R] = {};
+  for (std::int64_t b = 0; b < nb; ++b)
+    for (int r = 0; r < R; ++r) acc[r] += block_dot_scalar<T>(w + r * ws + b * kBlock, x[b]);
+  for (int r = 0; r < R; ++r) out[r] = acc[r];
+#endif
 }
 
 }  // namespace edgespec::detail
