@@ -1,12 +1,14 @@
 // edgespec-convert: llama2.c checkpoints (fp32 or int8 'ak42') to GGUF with the tokenizer embedded, or a GGUF
 // re-typed (e.g. F32 -> Q4_0).
 //
-//   edgespec-convert IN [--tokenizer tok.bin] -o OUT.gguf [--type f32|f16|bf16|q8_0|q4_0] [--name NAME] [--verbose]
+//   edgespec-convert IN [--tokenizer tok.bin] -o OUT.gguf [--type T] [--name NAME] [--verbose] [--quiet]
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
 #include <map>
 #include <thread>
+
+#include <unistd.h>
 
 #include <edgespec/io/gguf_export.hpp>
 
@@ -19,11 +21,15 @@ constexpr const char* kUsage = R"(usage: edgespec-convert IN [--tokenizer FILE] 
   IN                 llama2.c .bin (fp32 legacy or int8 'ak42' export) or a GGUF (llama architecture)
   --tokenizer FILE   llama2.c tokenizer.bin (required for .bin inputs), or a GGUF to take the vocabulary from
   -o OUT.gguf        output file
-  --type T           matrix type: f32 (default), f16, bf16, q8_0, q4_0; norms stay f32. A matrix whose row
-                     length is not a multiple of 32 is written as f16 when q8_0/q4_0 is asked for.
+  --type T           matrix type: f32 (default), f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k,
+                     q5_k, q6_k, iq4_nl; norms stay f32. Rows that do not split into whole blocks fall back as
+                     llama-quantize does: K-quants of rows not a multiple of 256 become q2_k/q3_k -> iq4_nl,
+                     q4_k -> q5_0, q5_k -> q5_1, q6_k -> q8_0, and rows not a multiple of 32 become f16.
+                     A GGUF input's other metadata (chat template, special token ids, ...) is carried over.
   --name NAME        general.name (default: the input's general.name, else the input file name)
   --threads N        threads for quantization (default: all cores)
   --verbose          list every tensor written
+  --quiet            no progress line
 )";
 
 }  // namespace
@@ -31,7 +37,7 @@ constexpr const char* kUsage = R"(usage: edgespec-convert IN [--tokenizer FILE] 
 int main(int argc, char** argv) {
   using namespace edgespec;
   return cli::guarded_main([&] {
-    const cli::Args args(argc, argv, {"tokenizer", "type", "name", "threads"}, {"verbose", "help"});
+    const cli::Args args(argc, argv, {"tokenizer", "type", "name", "threads"}, {"verbose", "quiet", "help"});
     if (args.has("help")) {
       std::cout << kUsage;
       return 0;
@@ -58,7 +64,19 @@ int main(int argc, char** argv) {
     if (name.empty()) name = std::filesystem::path(in).stem().string();
 
     ThreadPool pool(threads);
-    convert_to_gguf(out, w, vocab, type, name, &pool);
+    GgufExportOptions opt;
+    opt.pool = &pool;
+    opt.carry_tokenizer = tok_path.empty();  // the vocabulary is the input's own
+    const bool tty = isatty(fileno(stderr)) != 0;
+    if (!args.has("quiet"))
+      opt.progress = [&](std::size_t i, std::size_t count, const std::string& tensor, DType t, std::uint64_t bytes) {
+        // one line rewritten in place on a terminal, one line per tensor otherwise (logs)
+        std::fprintf(stderr, "%s[%4zu/%zu] %-28s %-6s %10llu bytes%s", tty ? "\r" : "", i + 1, count, tensor.c_str(),
+                     std::string(edgespec::name(t)).c_str(), static_cast<unsigned long long>(bytes),
+                     tty ? "\033[K" : "\n");
+      };
+    convert_to_gguf(out, w, vocab, type, name, opt);
+    if (!args.has("quiet") && tty) std::fprintf(stderr, "\n");
     const ModelConfig& c = w.config;
 
     // Report from the file itself: what a reader will see.

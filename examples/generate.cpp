@@ -32,7 +32,8 @@ constexpr const char* kUsage = R"(usage: edgespec-generate --model FILE [--token
 speculative decoding (output = the target's: token for token when greedy, in distribution otherwise):
   --draft FILE       a draft model sharing the target's vocabulary (GGUF or llama2.c .bin)
   --draft-skip L,..  self-speculative: the target itself with these layers skipped (no extra memory)
-  --draft-quant T    the draft is a copy of the target's weights in type T (q8_0, q4_0, f16)
+  --draft-quant T    the draft is a copy of the target's weights in type T (any --type of edgespec-convert:
+                     q8_0, q4_0, q4_k, f16, ...)
   --draft-len N      draft tokens per round, 1..16 (default 4)
   --adaptive MIN:MAX adapt the draft length to the running acceptance rate within [MIN, MAX]
   --early-stop P     stop drafting when the draft's top probability falls below P (0..1)

@@ -20,7 +20,8 @@ int main(int argc, char** argv) {
       std::cout << "usage: edgespec-synth --shape NAME [--type T] [--seed S] -o OUT.gguf [--layers N] [--ctx N] "
                    "[--threads N]\n\n  --shape NAME   one of:";
       for (const SynthShape& s : synth_shapes()) std::cout << " " << s.name;
-      std::cout << "\n  --type T       matrix type: f32 (default), f16, bf16, q8_0, q4_0\n"
+      std::cout << "\n  --type T       matrix type: f32 (default), f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k,\n"
+                   "                 q5_k, q6_k, iq4_nl (llama-quantize's fallbacks for rows that do not fit)\n"
                    "  --seed S       random seed (default 0); the file depends only on the options\n"
                    "  --layers N     override the layer count (small test files)\n"
                    "  --ctx N        override the context length (llama.context_length)\n"

@@ -6,7 +6,7 @@
 //   kernels/    CPU kernels: matmul over every weight type, rmsnorm, rope, softmax, swiglu
 //   runtime/    persistent thread pool, generation loop
 //   model/      architectures as types, weight loading (GGUF, llama2.c), the transformer
-//   tokenizer/  SentencePiece-style BPE and GPT-2 byte-level BPE, as llama.cpp tokenizes
+//   tokenizer/  SentencePiece-style BPE and GPT-2 byte-level BPE, as llama.cpp tokenizes; chat templates
 //   sampling/   greedy, temperature, top-k, top-p
 //   speculative/ Pipeline<Draft<...>, Target<...>, DraftLen<N>>: drafting, exact verification, statistics
 #pragma once
@@ -33,5 +33,6 @@
 #include "edgespec/speculative/pipeline.hpp"
 #include "edgespec/speculative/properties.hpp"
 #include "edgespec/speculative/verify.hpp"
+#include "edgespec/tokenizer/chat_template.hpp"
 #include "edgespec/tokenizer/tokenizer.hpp"
 #include "edgespec/tokenizer/vocab.hpp"

@@ -56,6 +56,12 @@ using TensorSource =
 // Optional knobs of write_llama_gguf.
 struct GgufExportOptions {
   ThreadPool* pool = nullptr;             // converts rows in parallel (nullptr: the calling thread)
+  GgufWriter::Progress progress;          // called before each tensor is converted and written
+  // Metadata of a source GGUF to carry over (chat template, EOT ids, licence, ...): every key the export does
+  // not write itself, except general.alignment; tokenizer.* keys only when carry_tokenizer (the vocabulary is
+  // the source's own).
+  const GgufFile* carry_metadata = nullptr;
+  bool carry_tokenizer = true;
   std::vector<float> rope_freq_divisors;  // head_dim/2 values written as rope_freqs.weight; when empty they are
                                           // computed from config.rope_scaling (and omitted when it is disabled)
 };
@@ -166,6 +172,13 @@ inline void write_llama_gguf(const std::string& path, const ModelConfig& c, cons
   w.set_f32("llama.attention.layer_norm_rms_epsilon", c.norm_eps);
   w.set_u32("llama.vocab_size", static_cast<std::uint32_t>(c.vocab_size));
   detail::write_vocab_metadata(w, vocab);
+  if (opt.carry_metadata != nullptr)
+    for (const auto& [key, value] : opt.carry_metadata->metadata()) {
+      const bool tokenizer_key = key.rfind("tokenizer.", 0) == 0;
+      if (w.has(key) || key == "general.alignment" || (tokenizer_key && !opt.carry_tokenizer)) continue;
+      if (value.type == gguf::ValueType::Array && value.elem_type == gguf::ValueType::Array) continue;
+      w.set_value(key, value);
+    }
 
   ThreadPool* pool = opt.pool;
   // Each filler runs when GgufWriter::write reaches its tensor: one tensor's f32 values (plus its converted
@@ -215,7 +228,7 @@ inline void write_llama_gguf(const std::string& path, const ModelConfig& c, cons
     matrix(p + "ffn_down.weight", d, ff);
     matrix(p + "ffn_up.weight", ff, d);
   }
-  w.write(path);
+  w.write(path, gguf::kDefaultAlignment, opt.progress);
 }
 
 // The tensors of loaded weights (any supported file) as a TensorSource in llama.cpp names, decoded to f32 row by
@@ -260,13 +273,14 @@ inline void write_llama_gguf(const std::string& path, const ModelConfig& c, cons
 }
 
 // Writes loaded weights with `vocab` as a GGUF whose matrices are `type` (rope_freqs carried over).
+// With opt.carry_metadata left null, a GGUF source's own metadata is carried over (tokenizer.* keys only when
+// opt.carry_tokenizer).
 inline void convert_to_gguf(const std::string& path, const LlamaWeights& w, const Vocab& vocab, DType type,
-                            std::string_view model_name, ThreadPool* pool = nullptr) {
+                            std::string_view model_name, GgufExportOptions opt = {}) {
   ES_CHECK(w.path.empty() || std::filesystem::weakly_canonical(w.path) != std::filesystem::weakly_canonical(path),
            path, ": the output would overwrite the input (which is memory-mapped while writing)");
-  GgufExportOptions opt;
-  opt.pool = pool;
   opt.rope_freq_divisors = w.rope_freq_divisors;
+  if (opt.carry_metadata == nullptr) opt.carry_metadata = w.gguf.get();
   ModelConfig c = w.config;
   c.weight_type = type;
   write_llama_gguf(path, c, vocab, type, weights_tensor_source(w), model_name, opt);

@@ -50,6 +50,38 @@ class GgufWriter {
     kv_.push_back(std::move(e));
   }
 
+  // A value read by GgufFile, re-encoded with its own type (nested arrays, which GgufFile does not keep, are refused).
+  void set_value(std::string key, const gguf::Value& v) {
+    using gguf::ValueType;
+    if (v.type == ValueType::String) return set_string(std::move(key), v.s);
+    if (v.type != ValueType::Array) {
+      Entry e{std::move(key), {}};
+      put<std::uint32_t>(e.bytes, static_cast<std::uint32_t>(v.type));
+      put_scalar(e.bytes, v.type, v.i, v.u, v.f);
+      kv_.push_back(std::move(e));
+      return;
+    }
+    ES_CHECK(v.elem_type != ValueType::Array, "gguf writer: metadata '", key, "' is an array of arrays (not supported)");
+    Entry e = array_header(std::move(key), v.elem_type, v.array_size);
+    for (std::uint64_t k = 0; k < v.array_size; ++k) {
+      if (v.elem_type == ValueType::String) {
+        put_string(e.bytes, v.strings[k]);
+      } else if (gguf::is_float(v.elem_type)) {
+        put_scalar(e.bytes, v.elem_type, 0, 0, v.floats[k]);
+      } else {
+        const std::int64_t i = v.ints[k];
+        put_scalar(e.bytes, v.elem_type, i, static_cast<std::uint64_t>(i), 0.0);
+      }
+    }
+    kv_.push_back(std::move(e));
+  }
+
+  [[nodiscard]] bool has(std::string_view key) const {
+    for (const Entry& e : kv_)
+      if (e.key == key) return true;
+    return false;
+  }
+
   // ne[0] is the contiguous dimension (a matrix with `rows` rows of `cols` values: ne = {cols, rows}).
   void add_tensor(std::string name, std::vector<std::int64_t> ne, DType type, Filler fill) {
     ES_CHECK(!ne.empty() && ne.size() <= gguf::kMaxDims, "gguf writer: tensor '", name, "' needs 1..4 dimensions");
@@ -61,7 +93,11 @@ class GgufWriter {
     tensors_.push_back({std::move(name), std::move(ne), type, n_bytes, std::move(fill)});
   }
 
-  void write(const std::string& path, std::uint32_t alignment = gguf::kDefaultAlignment) const {
+  // Called before each tensor is filled and written: (index, count, name, type, bytes).
+  using Progress = std::function<void(std::size_t, std::size_t, const std::string&, DType, std::uint64_t)>;
+
+  void write(const std::string& path, std::uint32_t alignment = gguf::kDefaultAlignment,
+             const Progress& progress = {}) const {
     std::vector<std::byte> head;
     put<std::uint32_t>(head, gguf::kMagic);
     put<std::uint32_t>(head, 3);
@@ -89,7 +125,9 @@ class GgufWriter {
     };
     write_bytes(head.data(), head.size());
     std::vector<std::byte> buf;
-    for (const Tensor& t : tensors_) {
+    for (std::size_t i = 0; i < tensors_.size(); ++i) {
+      const Tensor& t = tensors_[i];
+      if (progress) progress(i, tensors_.size(), t.name, t.type, t.n_bytes);
       buf.assign(pad(t.n_bytes, alignment), std::byte{0});
       t.fill(buf.data());
       write_bytes(buf.data(), buf.size());
@@ -120,6 +158,22 @@ class GgufWriter {
     put<std::uint64_t>(out, s.size());
     const auto* p = reinterpret_cast<const std::byte*>(s.data());
     out.insert(out.end(), p, p + s.size());
+  }
+  static void put_scalar(std::vector<std::byte>& out, gguf::ValueType t, std::int64_t i, std::uint64_t u, double f) {
+    using gguf::ValueType;
+    switch (t) {
+      case ValueType::U8: case ValueType::Bool: put<std::uint8_t>(out, static_cast<std::uint8_t>(i)); break;
+      case ValueType::I8: put<std::int8_t>(out, static_cast<std::int8_t>(i)); break;
+      case ValueType::U16: put<std::uint16_t>(out, static_cast<std::uint16_t>(i)); break;
+      case ValueType::I16: put<std::int16_t>(out, static_cast<std::int16_t>(i)); break;
+      case ValueType::U32: put<std::uint32_t>(out, static_cast<std::uint32_t>(i)); break;
+      case ValueType::I32: put<std::int32_t>(out, static_cast<std::int32_t>(i)); break;
+      case ValueType::U64: put<std::uint64_t>(out, u); break;
+      case ValueType::I64: put<std::int64_t>(out, i); break;
+      case ValueType::F32: put<float>(out, static_cast<float>(f)); break;
+      case ValueType::F64: put<double>(out, f); break;
+      default: throw_error("gguf writer: value type ", static_cast<std::uint32_t>(t), " is not a scalar");
+    }
   }
   void scalar(std::string key, gguf::ValueType t, const void* v, std::size_t n) {
     Entry e{std::move(key), {}};
