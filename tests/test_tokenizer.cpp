@@ -487,12 +487,13 @@ TEST_CASE("tokenizer: add_special, parse_special, lstrip/rstrip and EOG on small
   // EOT and EOM from the file join the EOG set; texts in llama.cpp's list become control tokens.
   Vocab g = gguf_tokenizer("vocab/ggml-vocab-gpt-2.gguf").vocab();
   g.eot = 13;  // "."
+  g.eos = 0;   // "!": <|endoftext|> (50256) stays EOG by its text
   g.tokens.push_back("<|im_end|>");
   g.types.push_back(edgespec::token_type::user_defined);
   g.scores.push_back(0.0f);
   const std::int32_t im_end = g.size() - 1;
   const Tokenizer gt(g);
-  CHECK(gt.eog_ids() == std::vector<int>{13, 50256, im_end});
+  CHECK(gt.eog_ids() == std::vector<int>{0, 13, 50256, im_end});
   CHECK(gt.eot() == 13);
   // <|im_end|> is now control: plain text without parse_special, one token with it, "" as a piece.
   CHECK(gt.encode("a<|im_end|>", false, true) == std::vector<std::int32_t>{64, im_end});
