@@ -80,3 +80,48 @@ TEST_CASE("KV caches after every round equal a fresh run over the emitted tokens
     }
   }
 }
+
+// A chat keeps its caches between turns: run() stops mid-round (at n tokens or at a stop token) and drops what the
+// round emitted past that point; extend() appends the next turn. Greedy output and caches must equal a fresh
+// target-only run over the whole conversation.
+TEST_CASE("run() stopping mid-round and extend() continue a sequence exactly", "[rollback][chat]") {
+  auto target = std::make_shared<const LlamaWeights>(load_weights(test::model_path("llama2c/stories260K.bin")));
+  auto draft = std::make_shared<const LlamaWeights>(load_weights(test::model_path("llama2c/llama2xs.bin")));
+  ThreadPool pool(2);
+  PipelineOptions o;
+  o.max_seq = 200;
+  o.kv_type = KvType::F32;
+  Pipeline<Draft<>, Target<>, DraftLen<6>> p(target, draft, pool, o);
+  std::vector<std::int32_t> all = {1, 291};
+  p.begin(all);
+  const std::vector<std::vector<std::int32_t>> turns = {{13, 403}, {289}, {1, 378, 261}};
+  const std::vector<int> lengths = {7, 13, 5, 9};  // odd lengths end most runs inside a round
+  for (std::size_t turn = 0; turn < lengths.size(); ++turn) {
+    const SpeculativeResult r = p.run(lengths[turn]);
+    REQUIRE(static_cast<int>(r.tokens.size()) == lengths[turn]);
+    all.insert(all.end(), r.tokens.begin(), r.tokens.end());
+    REQUIRE(std::vector<std::int32_t>(p.sequence().begin(), p.sequence().end()) == all);
+    check_cache(p.target(), p.sequence(), {}, pool);
+    check_cache(p.draft(), p.sequence(), {}, pool);
+    if (turn < turns.size()) {
+      p.extend(turns[turn]);
+      all.insert(all.end(), turns[turn].begin(), turns[turn].end());
+    }
+  }
+  // Target-only greedy over the same conversation gives the same tokens at every generated position.
+  Transformer<AnyLlama> ref(target, pool, o.max_seq, KvType::F32);
+  std::size_t pos = 2;
+  std::span<const float> logits = ref.forward(std::span<const std::int32_t>(all).first(pos));
+  for (std::size_t turn = 0; turn < lengths.size(); ++turn) {
+    for (int i = 0; i < lengths[turn]; ++i, ++pos) {
+      INFO("turn " << turn << " token " << i);
+      REQUIRE(greedy_token(logits) == all[pos]);
+      logits = ref.forward(std::span<const std::int32_t>(&all[pos], 1));
+    }
+    if (turn < turns.size()) {
+      logits = ref.forward(std::span<const std::int32_t>(turns[turn]));
+      pos += turns[turn].size();
+    }
+  }
+  CHECK_THROWS_WITH(p.extend(std::vector<std::int32_t>(300, 5)), Catch::Contains("do not fit the context"));
+}

@@ -2,10 +2,12 @@
 // per forward. The speculative pipeline reports the same statistics plus its own.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "edgespec/model/transformer.hpp"
@@ -32,10 +34,19 @@ struct GenerationStats {
 
 struct GenerationOptions {
   int n_tokens = 64;          // tokens to generate
-  bool stop_at_eos = false;   // stop early when the model emits eos_id
+  bool stop_at_eos = false;   // stop early when the model emits eos_id or one of eog_ids
   std::int32_t eos_id = -1;
+  std::vector<std::int32_t> eog_ids;  // every end-of-generation token (Tokenizer::eog_ids(): EOS, EOT, <|im_end|>, ...)
+  // false: start anew (reset the cache, prefill the prompt). true: continue after what the model's cache already
+  // holds (a multi-turn chat): the prompt is appended. The last token of a previous generation was never fed to
+  // the model, so a continuation's prompt starts with it.
+  bool append = false;
   // Called with each generated token; return false to stop.
   std::function<bool(std::int32_t)> on_token;
+
+  [[nodiscard]] bool stops_at(std::int32_t t) const noexcept {
+    return stop_at_eos && (t == eos_id || std::find(eog_ids.begin(), eog_ids.end(), t) != eog_ids.end());
+  }
 };
 
 struct GenerationResult {
@@ -50,11 +61,13 @@ GenerationResult generate(Transformer<Arch>& model, std::span<const std::int32_t
   auto seconds = [](clock::time_point a, clock::time_point b) { return std::chrono::duration<double>(b - a).count(); };
   ES_CHECK(!prompt.empty(), "generate: the prompt has no tokens (add BOS)");
   ES_CHECK(opt.n_tokens >= 0, "generate: n_tokens ", opt.n_tokens, " must be >= 0");
-  ES_CHECK(static_cast<std::int64_t>(prompt.size()) + opt.n_tokens <= model.config().max_seq, "generate: prompt (",
+  const std::int64_t before = opt.append ? model.position() : 0;
+  ES_CHECK(before + static_cast<std::int64_t>(prompt.size()) + opt.n_tokens <= model.config().max_seq,
+           "generate: ", before > 0 ? std::to_string(before) + " cached tokens + " : std::string(), "prompt (",
            prompt.size(), " tokens) + ", opt.n_tokens, " new tokens exceed the context of ", model.config().max_seq);
   GenerationResult r;
   r.stats.prompt_tokens = static_cast<int>(prompt.size());
-  model.reset();
+  if (!opt.append) model.reset();
   auto t0 = clock::now();
   std::span<const float> logits = model.forward(prompt, Logits::Last);
   auto t1 = clock::now();
@@ -66,7 +79,7 @@ GenerationResult generate(Transformer<Arch>& model, std::span<const std::int32_t
     r.stats.sample_seconds += seconds(ts, clock::now());
     r.tokens.push_back(tok);
     if (opt.on_token && !opt.on_token(tok)) break;
-    if (opt.stop_at_eos && tok == opt.eos_id) break;
+    if (opt.stops_at(tok)) break;
     if (i + 1 < opt.n_tokens) logits = model.forward(std::span<const std::int32_t>(&tok, 1), Logits::Last);
   }
   r.stats.generated_tokens = static_cast<int>(r.tokens.size());

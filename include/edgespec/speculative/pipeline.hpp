@@ -43,7 +43,12 @@ struct PipelineOptions {
   int adaptive_min = 0, adaptive_max = 0;  // narrow the adaptive range at run time (0: the type's Min / Max)
   float early_stop = -1.0f;         // stop drafting when max q < this; < 0: the pipeline's EarlyStop<P>
   std::int32_t eos_id = -1;         // with stop_at_eos
+  std::vector<std::int32_t> eog_ids;  // with stop_at_eos: every end-of-generation token (Tokenizer::eog_ids())
   bool stop_at_eos = false;
+
+  [[nodiscard]] bool stops_at(std::int32_t t) const noexcept {
+    return stop_at_eos && (t == eos_id || std::find(eog_ids.begin(), eog_ids.end(), t) != eog_ids.end());
+  }
 };
 
 struct SpeculativeStats {
@@ -174,10 +179,7 @@ class Pipeline {
              prompt.size(), " tokens) does not fit the context of ", target_.config().max_seq);
     target_.reset();
     draft_.reset();
-    stats_ = SpeculativeStats{};
-    stats_.drafted_at.assign(static_cast<std::size_t>(draft_length::max), 0);
-    stats_.accepted_at.assign(static_cast<std::size_t>(draft_length::max), 0);
-    stats_.gen.prompt_tokens = static_cast<int>(prompt.size());
+    restart_stats(static_cast<int>(prompt.size()));
     sampler_ = Sampler(opt_.sampling);
     const auto t0 = clock::now();
     if (prompt.size() > 1) {
@@ -187,6 +189,28 @@ class Pipeline {
     stats_.gen.prefill_seconds = seconds_since(t0);
     seq_.assign(prompt.begin(), prompt.end());
     last_ = prompt.back();
+    draft_pending_.assign(1, last_);
+  }
+
+  // Continues a sequence with more tokens (the next user turn of a chat): both caches keep what they hold, the
+  // pending token and all new tokens but the last are fed now, the last one by the next round. The statistics
+  // restart with these tokens as the prompt.
+  void extend(std::span<const std::int32_t> tokens) {
+    ES_CHECK(!seq_.empty(), "speculative generation: extend() needs a sequence (call begin() first)");
+    ES_CHECK(!tokens.empty(), "speculative generation: extend() with no tokens");
+    ES_CHECK(static_cast<std::int64_t>(seq_.size() + tokens.size()) < target_.config().max_seq,
+             "speculative generation: ", seq_.size(), " tokens + ", tokens.size(), " more do not fit the context of ",
+             target_.config().max_seq);
+    restart_stats(static_cast<int>(tokens.size()));
+    const auto t0 = clock::now();
+    feed_.assign(1, last_);
+    feed_.insert(feed_.end(), tokens.begin(), tokens.end() - 1);
+    target_.forward(feed_);
+    draft_pending_.insert(draft_pending_.end(), tokens.begin(), tokens.end() - 1);
+    draft_.forward(draft_pending_);
+    stats_.gen.prefill_seconds = seconds_since(t0);
+    seq_.insert(seq_.end(), tokens.begin(), tokens.end());
+    last_ = tokens.back();
     draft_pending_.assign(1, last_);
   }
 
@@ -263,21 +287,32 @@ class Pipeline {
     return emitted_;
   }
 
-  // Prefill + rounds until n_tokens are emitted (or EOS with stop_at_eos).
+  // Prefill + rounds until n_tokens are emitted (or an end-of-generation token with stop_at_eos).
   SpeculativeResult generate(std::span<const std::int32_t> prompt, int n_tokens,
                              const std::function<bool(std::int32_t)>& on_token = {}) {
-    ES_CHECK(n_tokens >= 0, "generate: n_tokens ", n_tokens, " must be >= 0");
     ES_CHECK(static_cast<std::int64_t>(prompt.size()) + n_tokens <= target_.config().max_seq, "generate: prompt (",
              prompt.size(), " tokens) + ", n_tokens, " new tokens exceed the context of ", target_.config().max_seq);
     begin(prompt);
+    return run(n_tokens, on_token);
+  }
+
+  // Rounds after begin() or extend() until n_tokens more are emitted (or an end-of-generation token with
+  // stop_at_eos); the statistics are those since that begin() / extend().
+  SpeculativeResult run(int n_tokens, const std::function<bool(std::int32_t)>& on_token = {}) {
+    ES_CHECK(n_tokens >= 0, "generate: n_tokens ", n_tokens, " must be >= 0");
+    ES_CHECK(!seq_.empty(), "speculative generation: run() needs a sequence (call begin() first)");
+    ES_CHECK(static_cast<std::int64_t>(seq_.size()) + n_tokens <= target_.config().max_seq, "generate: ",
+             seq_.size(), " tokens + ", n_tokens, " new tokens exceed the context of ", target_.config().max_seq);
     SpeculativeResult r;
     const auto t0 = clock::now();
     bool done = n_tokens == 0;
     while (!done) {
-      for (const std::int32_t t : round()) {
-        r.tokens.push_back(t);
-        if ((on_token && !on_token(t)) || static_cast<int>(r.tokens.size()) >= n_tokens ||
-            (opt_.stop_at_eos && t == opt_.eos_id)) {
+      const std::span<const std::int32_t> out = round();
+      for (std::size_t i = 0; i < out.size(); ++i) {
+        r.tokens.push_back(out[i]);
+        if ((on_token && !on_token(out[i])) || static_cast<int>(r.tokens.size()) >= n_tokens ||
+            opt_.stops_at(out[i])) {
+          drop_newest(out.size() - 1 - i);  // the sequence ends with the last token returned
           done = true;
           break;
         }
@@ -305,6 +340,26 @@ class Pipeline {
       throw_error(role, "<", P::name, ">: no GPU device is available to this build (the OpenCL backend that runs "
                   "models on a GPU is not part of it yet); place the model OnCPU");
     return w;
+  }
+
+  // Forgets the newest n tokens of the sequence (emitted by the last round but not returned), so that the caches
+  // and the pending token are as if the round had stopped there.
+  void drop_newest(std::size_t n) {
+    if (n == 0) return;
+    const std::size_t len = seq_.size() - n;
+    const int fed = static_cast<int>(len) - 1;
+    target_.truncate(std::min(target_.position(), fed));
+    draft_.truncate(std::min(draft_.position(), fed));
+    seq_.resize(len);
+    last_ = seq_.back();
+    draft_pending_.assign(seq_.begin() + draft_.position(), seq_.end());
+  }
+
+  void restart_stats(int prompt_tokens) {
+    stats_ = SpeculativeStats{};
+    stats_.drafted_at.assign(static_cast<std::size_t>(draft_length::max), 0);
+    stats_.accepted_at.assign(static_cast<std::size_t>(draft_length::max), 0);
+    stats_.gen.prompt_tokens = prompt_tokens;
   }
 
   [[nodiscard]] std::size_t skipped_count() const {
@@ -386,7 +441,7 @@ class Pipeline {
   double cost_ratio_ = 0.1;
   std::int32_t last_ = 0;
   std::vector<std::int32_t> seq_;  // the whole sequence: prompt and emitted tokens
-  std::vector<std::int32_t> draft_pending_, drafts_, verify_in_, emitted_, scratch_ids_;
+  std::vector<std::int32_t> draft_pending_, drafts_, verify_in_, emitted_, scratch_ids_, feed_;
   std::vector<float> q_, p_, residual_;
   SpeculativeStats stats_;
 };

@@ -1,0 +1,197 @@
+// What edgespec-generate and edgespec-chat share: the drafter options, the pipeline they choose, the chat prompt,
+// and the statistics they print.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "cli.hpp"
+
+namespace edgespec::cli {
+
+inline constexpr const char* kSpeculativeUsage =
+    R"(speculative decoding (output = the target's: token for token when greedy, in distribution otherwise):
+  --draft FILE       a draft model sharing the target's vocabulary (GGUF or llama2.c .bin)
+  --draft-skip L,..  self-speculative: the target itself with these layers skipped (no extra memory)
+  --draft-quant T    the draft is a copy of the target's weights in type T (any --type of edgespec-convert:
+                     q8_0, q4_0, q4_k, f16, ...)
+  --draft-len N      draft tokens per round, 1..16 (default 4)
+  --adaptive MIN:MAX adapt the draft length to the running acceptance rate within [MIN, MAX]
+  --early-stop P     stop drafting when the draft's top probability falls below P (0..1)
+  --draft-device D, --target-device D
+                     cpu (gpu needs the OpenCL backend, not part of this build)
+)";
+
+inline constexpr const char* kChatUsage = R"(chat (instruct models):
+  --system TEXT      a system message before the user's
+  --chat-template T  the template family (chatml, llama3, llama2, phi3, gemma, mistral-v7, ...: see docs/chat.md)
+                     instead of the one detected from the model's tokenizer.chat_template
+  --ignore-eos       keep generating past end-of-generation tokens (EOS, <|im_end|>, <|eot_id|>, ...)
+)";
+
+inline const std::set<std::string> kSpeculativeOptions = {"draft",    "draft-skip", "draft-quant",  "draft-len",
+                                                          "adaptive", "early-stop", "draft-device", "target-device"};
+
+using Speculative = Pipeline<Draft<>, Target<>, AdaptiveDraftLen<1, 16>>;
+using SelfSpeculative = Pipeline<Draft<SkipLayers<>>, Target<>, AdaptiveDraftLen<1, 16>>;
+
+inline std::vector<int> parse_int_list(const std::string& s, const char* option) {
+  std::vector<int> out;
+  std::size_t pos = 0;
+  while (pos <= s.size()) {
+    const std::size_t comma = std::min(s.find(',', pos), s.size());
+    const std::string item = s.substr(pos, comma - pos);
+    int v = 0;
+    const auto [p, ec] = std::from_chars(item.data(), item.data() + item.size(), v);
+    ES_CHECK(!item.empty() && ec == std::errc() && p == item.data() + item.size(), "option --", option, ": '", item,
+             "' is not a layer number");
+    out.push_back(v);
+    pos = comma + 1;
+  }
+  return out;
+}
+
+inline void check_device(const Args& args, const char* option) {
+  const std::string d = args.str(option, "cpu");
+  ES_CHECK(d == "cpu" || d == "gpu", "option --", option, ": '", d, "' is not a device (cpu, gpu)");
+  ES_CHECK(d == "cpu", "option --", option, " gpu: no GPU device is available to this build (the OpenCL backend "
+           "that runs models on a GPU is not part of it yet); use cpu");
+}
+
+// The speculative pipeline the options ask for (a second model, a requantized copy, or the target with layers
+// skipped) behind one interface; created only when a drafter option is given.
+class SpeculativeSession {
+ public:
+  // nullptr when no drafter is asked for. `base` carries sampling, context and stop settings.
+  static std::unique_ptr<SpeculativeSession> from_args(const Args& args, std::shared_ptr<const LlamaWeights> target,
+                                                       const Tokenizer& tok, ThreadPool& pool, PipelineOptions po) {
+    check_device(args, "target-device");
+    check_device(args, "draft-device");
+    const int drafters = int(args.has("draft")) + int(args.has("draft-skip")) + int(args.has("draft-quant"));
+    ES_CHECK(drafters <= 1, "give at most one of --draft, --draft-skip and --draft-quant");
+    ES_CHECK(drafters == 1 || (!args.has("draft-len") && !args.has("adaptive") && !args.has("early-stop")),
+             "--draft-len, --adaptive and --early-stop need a drafter (--draft, --draft-skip or --draft-quant)");
+    if (drafters == 0) return nullptr;
+    po.draft_len = args.num<int>("draft-len", 0, 1, kMaxDraftLen);
+    if (args.has("adaptive")) {
+      ES_CHECK(!args.has("draft-len"), "give --draft-len or --adaptive, not both");
+      const std::string a = args.str("adaptive");
+      const auto colon = a.find(':');
+      ES_CHECK(colon != std::string::npos, "option --adaptive: expected MIN:MAX, got '", a, "'");
+      const auto range = parse_int_list(a.substr(0, colon) + "," + a.substr(colon + 1), "adaptive");
+      po.adaptive_min = range[0];
+      po.adaptive_max = range[1];
+      ES_CHECK(range[0] >= 1 && range[1] <= kMaxDraftLen && range[0] <= range[1], "option --adaptive: ", a,
+               " must satisfy 1 <= MIN <= MAX <= ", kMaxDraftLen);
+    } else if (po.draft_len == 0) {
+      po.draft_len = 4;
+    }
+    po.early_stop = args.num<float>("early-stop", -1.0f, 0.0f, 0.99f);
+    auto s = std::unique_ptr<SpeculativeSession>(new SpeculativeSession);
+    if (args.has("draft-skip")) {
+      po.skip_layers = parse_int_list(args.str("draft-skip"), "draft-skip");
+      s->self_ = std::make_unique<SelfSpeculative>(target, pool, po);
+      s->drafter_ = "self (skip " + args.str("draft-skip") + ")";
+      return s;
+    }
+    std::shared_ptr<const LlamaWeights> draft;
+    if (args.has("draft")) {
+      draft = std::make_shared<const LlamaWeights>(load_weights(args.str("draft")));
+      // The draft's vocabulary must be the target's: compare texts when the draft carries its own.
+      if (draft->gguf) check_same_vocabulary(vocab_from_gguf(*draft->gguf), tok.vocab());
+      s->drafter_ = args.str("draft");
+    } else {
+      const DType t = parse_dtype(args.str("draft-quant"));
+      draft = std::make_shared<const LlamaWeights>(requantize(target, t, &pool));
+      s->drafter_ = "target as " + std::string(name(t));
+    }
+    s->two_ = std::make_unique<Speculative>(target, draft, pool, po);
+    return s;
+  }
+
+  [[nodiscard]] const std::string& drafter() const noexcept { return drafter_; }
+  template <class F>
+  decltype(auto) visit(F&& f) {  // f(the pipeline)
+    return two_ ? f(*two_) : f(*self_);
+  }
+  void begin(std::span<const std::int32_t> prompt) {
+    visit([&](auto& p) { p.begin(prompt); });
+  }
+  void extend(std::span<const std::int32_t> tokens) {
+    visit([&](auto& p) { p.extend(tokens); });
+  }
+  SpeculativeResult run(int n, const std::function<bool(std::int32_t)>& on_token) {
+    return visit([&](auto& p) { return p.run(n, on_token); });
+  }
+
+ private:
+  SpeculativeSession() = default;
+
+  std::unique_ptr<Speculative> two_;
+  std::unique_ptr<SelfSpeculative> self_;
+  std::string drafter_;
+};
+
+// The model's chat template: --chat-template NAME, else detected from the GGUF's tokenizer.chat_template.
+inline ChatTemplate chat_template_for(const LlamaWeights& w, const Args& args) {
+  std::optional<std::string> text;
+  if (w.gguf != nullptr) text = w.gguf->find_string("tokenizer.chat_template");
+  std::optional<std::string_view> override_name;
+  if (args.has("chat-template")) override_name = args.str("chat-template");
+  return resolve_chat_template(text ? std::optional<std::string_view>(*text) : std::nullopt, override_name);
+}
+
+// Token ids of a formatted chat text: special tokens parsed (as llama.cpp always does for chat), BOS/EOS as the
+// vocabulary asks when `first` (the start of a conversation).
+inline std::vector<std::int32_t> chat_tokens(const Tokenizer& tok, std::string_view text, bool first) {
+  return tok.encode(text, /*add_special=*/first, /*parse_special=*/true);
+}
+
+// The "stats" fields every generation reports, target-only or speculative.
+inline std::string generation_stats_json(const GenerationStats& s) {
+  return "\"prompt_tokens\": " + std::to_string(s.prompt_tokens) +
+         ", \"generated_tokens\": " + std::to_string(s.generated_tokens) +
+         ", \"prefill_seconds\": " + json_number(s.prefill_seconds) +
+         ", \"decode_seconds\": " + json_number(s.decode_seconds) +
+         ", \"sample_seconds\": " + json_number(s.sample_seconds) +
+         ", \"prefill_tokens_per_second\": " + json_number(s.prefill_tokens_per_second()) +
+         ", \"decode_tokens_per_second\": " + json_number(s.decode_tokens_per_second()) +
+         ", \"tokens_per_second\": " + json_number(s.decode_tokens_per_second());
+}
+
+inline std::string json_doubles(const std::vector<double>& v) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + json_number(v[i]);
+  return s + "]";
+}
+
+inline std::string speculative_stats_json(const SpeculativeStats& s, const std::string& drafter) {
+  return generation_stats_json(s.gen) + ", \"drafter\": " + json_string(drafter) +
+         ", \"rounds\": " + std::to_string(s.rounds) + ", \"drafted\": " + std::to_string(s.drafted) +
+         ", \"accepted\": " + std::to_string(s.accepted) + ", \"alpha\": " + json_number(s.acceptance_rate()) +
+         ", \"alpha_per_trial\": " + json_number(s.acceptance_per_trial()) +
+         ", \"acceptance_by_position\": " + json_doubles(s.acceptance_by_position()) +
+         ", \"tokens_per_round\": " + json_number(s.tokens_per_round()) +
+         ", \"draft_seconds\": " + json_number(s.draft_seconds) +
+         ", \"verify_seconds\": " + json_number(s.verify_seconds);
+}
+
+inline std::string generation_stats_line(const GenerationStats& s) {
+  return "prompt " + std::to_string(s.prompt_tokens) + " tokens, " + json_number(s.prefill_tokens_per_second()) +
+         " tok/s prefill | " + std::to_string(s.generated_tokens) + " generated, " +
+         json_number(s.decode_tokens_per_second()) + " tok/s decode";
+}
+
+inline std::string speculative_stats_line(const SpeculativeStats& s, const std::string& drafter) {
+  return "prompt " + std::to_string(s.gen.prompt_tokens) + " tokens | " + std::to_string(s.gen.generated_tokens) +
+         " generated, " + json_number(s.gen.decode_tokens_per_second()) + " tok/s | drafter " + drafter + ": " +
+         std::to_string(s.rounds) + " rounds, alpha " + json_number(s.acceptance_rate()) + " (" +
+         std::to_string(s.accepted) + "/" + std::to_string(s.drafted) + "), " + json_number(s.tokens_per_round()) +
+         " tokens/round; draft " + json_number(s.draft_seconds * 1e3) + " ms, verify " +
+         json_number(s.verify_seconds * 1e3) + " ms, sample " + json_number(s.sample_seconds * 1e3) + " ms";
+}
+
+}  // namespace edgespec::cli
