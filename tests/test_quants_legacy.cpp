@@ -43,9 +43,10 @@ struct Rng {
   }
 };
 
-// nb blocks of 32 weights: 9 edge blocks, then normal-ish blocks at cycling scales.
+// nb blocks of 32 weights: 13 edge blocks, then normal-ish blocks at cycling scales.
 std::vector<float> weight_input(std::int64_t nb, std::uint64_t seed) {
   static const float kScales[] = {0.02f, 0.1f, 1.0f, 0.005f, 4.0f, 0.05f};
+  static const float kGrid[] = {0x1.6cp-8f, 0x1.05ap-7f, 0x1.c7p-9f, 0x1.32p-7f};
   Rng g{seed};
   std::vector<float> x(static_cast<std::size_t>(nb * 32));
   for (std::int64_t b = 0; b < nb; ++b) {
@@ -61,6 +62,10 @@ std::vector<float> weight_input(std::int64_t nb, std::uint64_t seed) {
       case 6: for (int j = 0; j < 32; ++j) xb[j] = g.normalish(1e-30f); break;       // tiny: f16 scale underflows
       case 7: for (int j = 0; j < 32; ++j) xb[j] = 0.0f; xb[3] = 0.5f; break;        // one nonzero
       case 8: for (int j = 0; j < 32; ++j) xb[j] = xb[j] < 0 ? -xb[j] : xb[j]; break; // positive only
+      case 9: case 10: case 11: case 12:  // few-bit values (a checkpoint converted from a quantized one): x / d
+        for (int j = 0; j < 32; ++j)      // often rounds onto an exact half, where an FMA would change the byte
+          xb[j] = static_cast<float>(static_cast<int>(g.next() >> 58) - 32) * kGrid[b - 9];
+        break;
       default: break;
     }
   }
@@ -148,11 +153,11 @@ struct Case {
   float dots[6];             // vec_dot of rows 0..2 with positions 0, 1 (position-major)
 };
 const Case kCases[] = {
-    {DType::Q4_1, 0x21b624a228f53625ull, 0x0a50d915e1291690ull,
+    {DType::Q4_1, 0xacf93c7759485374ull, 0x0a50d915e1291690ull,
      {0x1.64397p-2f, -0x1.ed6516p-2f, 0x1.e6aaf8p-1f, 0x1.73fbfcp-1f, 0x1.f44a54p-2f, 0x1.36b074p-2f}},
-    {DType::Q5_0, 0x10323c30e5a7bea0ull, 0x8dca455de5aabd8bull,
+    {DType::Q5_0, 0xa9425e89dc9e42ebull, 0x8dca455de5aabd8bull,
      {-0x1.7fab8cp-4f, 0x1.942fbcp-2f, 0x1.6384d8p+0f, -0x1.3e410cp-1f, -0x1.43e968p-4f, 0x1.84db54p-2f}},
-    {DType::Q5_1, 0x7d7b4d1dd3e2bc5bull, 0x3dfe0be55f37206dull,
+    {DType::Q5_1, 0x92fd0364e34957ddull, 0x3dfe0be55f37206dull,
      {0x1.15ae96p+0f, -0x1.edab6p-3f, 0x1.ee9f62p-2f, -0x1.1b766p-2f, 0x1.80aaf2p+0f, 0x1.8e8b32p+0f}},
     {DType::IQ4_NL, 0, 0x6b4e307c5c4ee15dull,  // IQ4_NL: error bound instead of bytes
      {-0x1.3de97cp+2f, -0x1.0c608p+1f, 0x1.5d390cp+0f, 0x1.cbae58p-2f, -0x1.8fe0fp-3f, 0x1.35bf64p+1f}},

@@ -3,17 +3,28 @@
 //   R rows of W (nb blocks each) . one position's activations -> out (R,)
 //
 //   Q5_0, IQ4_NL x Q8_0:  sum_b (d_w d_x) * isum_b                     isum_b = sum_j q_j x_j (integer)
-//   Q4_1, Q5_1   x Q8_1:  sum_b (d_w d_x) * isum_b  +  sum_b m_w s_x   (s_x = d_x sum_j x_j, stored as f16)
+//   Q4_1, Q5_1   x Q8_1:  sum_b (d_w d_x) * isum_b  +  sum_b m_w s_x   (s_x = f16(d_x sum_j x_j), from the block)
 //
-// as llama.cpp's ggml_vec_dot_{q5_0,iq4_nl}_q8_0 / {q4_1,q5_1}_q8_1 compute them. Each activation block is loaded
-// once for the R rows. AVX2: the integer sums stay in 8 lanes of 4 columns each (vpmaddubsw + vpmaddwd, unsigned
-// weights times signed activations), each lane is scaled into an 8-lane f32 accumulator per block (FMA) and the
-// lanes are added at the end, the order llama.cpp's AVX2 kernels use (Q4_1, Q5_0, Q5_1 give its floats; IQ4_NL
-// differs by summation order: llama.cpp alternates two accumulators). Unsigned weights per type:
+// as llama.cpp's ggml_vec_dot_{q5_0,iq4_nl}_q8_0 / {q4_1,q5_1}_q8_1 compute them.
 //
-//   Q4_1   nibble                          Q5_1  nibble | bit << 4
-//   Q5_0   nibble | bit << 4, minus 16 sum(x) per lane (once per activation block, shared by the R rows)
-//   IQ4_NL |v| with v = kIq4nlValues[nibble] (one vpshufb), the activations taking v's sign
+// AVX2 (+FMA, F16C): isum_b stays in 8 int32 lanes of 4 columns (vpmaddubsw + vpmaddwd: an unsigned byte operand
+// times a signed one), each lane goes into an 8-lane f32 accumulator per block, (d_w d_x) * lane + acc, and the
+// lanes are added at the end; m_w s_x is summed apart and added last. That is the order of llama.cpp's AVX2
+// kernels: Q4_1, Q5_0 and Q5_1 give its floats (the test's recorded values and SmolLM2's tensors: identical);
+// IQ4_NL differs by summation order (llama.cpp alternates two accumulators). The byte operands:
+//
+//   Q4_1    nibble . x                      Q5_1  (nibble | bit << 4) . x
+//   Q5_0    (nibble | bit << 4) . x - 16 sum(x), the second term once per activation block for all rows
+//   IQ4_NL  |x| . (v sign(x)), v = kIq4nlValues[nibble] by one vpshufb, |x| once per activation block
+//
+//   loop nest: for pass of <= 4 rows (R = 8: two passes; 8 accumulators and the masks would not fit the 16
+//              registers)
+//                for block b: load x_b, its shared terms          (one activation load for the pass's rows)
+//                  for row r: prefetch row r + R's block b, dot, accumulate
+//
+// The prefetch reads the next pass's rows one pass ahead: when a decode step streams each matrix from memory
+// (SmolLM2's shapes cycling through 128 MB of copies, 1 thread) it took 576 x 1536 from ~145 to ~85 us (llama.cpp's
+// loop of vec_dot: ~90 us); when the matrix is in cache it costs ~3%.
 //
 // Scalar: per block an int32 sum, then sumf += (d_w d_x) * isum (+ m_w s_x). Every row's operation sequence is
 // the same whatever R is, so results do not depend on the tiling, the thread count or the batch.
@@ -22,8 +33,11 @@
 #include <cstdint>
 #include <cstring>
 
-#if defined(__AVX2__) && defined(__FMA__)
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#define EDGESPEC_LEGACY_SIMD 1
 #include <immintrin.h>
+#else
+#define EDGESPEC_LEGACY_SIMD 0
 #endif
 
 #include "edgespec/core/dtype.hpp"
@@ -61,11 +75,12 @@ struct Layout<DType::IQ4_NL> {
   static constexpr int kM = -1, kQh = -1, kQs = 2;
 };
 
-#if defined(__AVX2__) && defined(__FMA__)
+#if EDGESPEC_LEGACY_SIMD
 // 16 bytes of nibbles -> 32 bytes 0..15: low nibbles (values 0..15), then high nibbles (16..31)
+// (the 16 bytes in both halves, the upper half shifted right by 4 per 32-bit lane, then masked)
 [[nodiscard]] inline __m256i nibbles(const unsigned char* qs) noexcept {
-  const __m128i t = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
-  return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), _mm256_set1_epi8(0x0f));
+  const __m256i t = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs)));
+  return _mm256_and_si256(_mm256_srlv_epi32(t, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4)), _mm256_set1_epi8(0x0f));
 }
 
 // qh (u32 at p) -> 32 bytes, 0x10 where bit j is set (byte j)
@@ -79,9 +94,17 @@ struct Layout<DType::IQ4_NL> {
   return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit), _mm256_set1_epi8(0x10));
 }
 
-// u (32,) uint8 (< 128) . s (32,) int8 -> 8 int32, lane i = columns 4i..4i+3
+// u (32,) uint8 . s (32,) int8 -> 8 int32, lane i = columns 4i..4i+3 (|u s| pairs must fit int16: u <= 128)
 [[nodiscard]] inline __m256i dot_lanes(__m256i u, __m256i s) noexcept {
   return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+}
+
+// f16 d (and m) at the start of a block -> [d, m, 0, 0] (one 32-bit load; without a minimum lane 1 is junk from
+// the next field, and unused)
+[[nodiscard]] inline __m128 scales(const unsigned char* blk) noexcept {
+  std::int32_t v;
+  std::memcpy(&v, blk, 4);
+  return _mm_cvtph_ps(_mm_cvtsi32_si128(v));
 }
 
 [[nodiscard]] inline float hsum8(__m256 v) noexcept {
@@ -91,19 +114,31 @@ struct Layout<DType::IQ4_NL> {
   return _mm_cvtss_f32(s);
 }
 
-// The unsigned weights of a block and the activations they multiply, as in the table at the top.
+// One activation block and what the R rows share of it: Q5_0 -16 sum(x) per lane, IQ4_NL |x|.
 template <DType T>
-[[nodiscard]] inline __m256i block_dot(const unsigned char* blk, __m256i x, __m256i seed) noexcept {
+struct XBlock {
+  __m256i x, aux;
+  explicit XBlock(const std::int8_t* q) noexcept : x(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q))) {
+    if constexpr (T == DType::Q5_0) aux = _mm256_sub_epi32(_mm256_setzero_si256(), dot_lanes(_mm256_set1_epi8(16), x));
+    else if constexpr (T == DType::IQ4_NL) aux = _mm256_abs_epi8(x);
+    else aux = _mm256_setzero_si256();
+  }
+};
+
+// Integer dot of one weight block with the activations, in 8 lanes (the unsigned operand as in the table at the
+// top; IQ4_NL: |x| . v sign(x), so that only the sign step is per row).
+template <DType T>
+[[nodiscard]] inline __m256i block_dot(const unsigned char* blk, const XBlock<T>& xb) noexcept {
   using L = Layout<T>;
   __m256i u = nibbles(blk + L::kQs);
   if constexpr (T == DType::IQ4_NL) {
     const __m256i v = _mm256_shuffle_epi8(
         _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4nlValues))), u);
-    return dot_lanes(_mm256_abs_epi8(v), _mm256_sign_epi8(x, v));
+    return dot_lanes(xb.aux, _mm256_sign_epi8(v, xb.x));
   } else {
     if constexpr (L::kQh >= 0) u = _mm256_or_si256(u, fifth_bits(blk + L::kQh));
-    const __m256i dot = dot_lanes(u, x);
-    return T == DType::Q5_0 ? _mm256_add_epi32(dot, seed) : dot;
+    const __m256i dot = dot_lanes(u, xb.x);
+    return T == DType::Q5_0 ? _mm256_add_epi32(dot, xb.aux) : dot;
   }
 }
 #endif
@@ -127,29 +162,33 @@ template <DType T, int R, class Act>
 inline void dot_rows(const unsigned char* w, std::int64_t ws, std::int64_t nb, Act act, float* out) noexcept {
   constexpr std::int64_t kBlock = block_bytes(T);
   constexpr bool kMin = Layout<T>::kM >= 0;
-#if defined(__AVX2__) && defined(__FMA__)
+#if EDGESPEC_LEGACY_SIMD
+  if constexpr (R > 4) {  // 8 accumulators and the masks overflow the 16 ymm registers: two passes of 4 rows
+    dot_rows<T, 4>(w, ws, nb, act, out);
+    dot_rows<T, R - 4>(w + 4 * ws, ws, nb, act, out + 4);
+    return;
+  }
   __m256 acc[R];
-  float mins[R];
+  __m128 mins[R];  // lane 1: sum_b m_w s_x
   for (int r = 0; r < R; ++r) {
     acc[r] = _mm256_setzero_ps();
-    mins[r] = 0.0f;
+    mins[r] = _mm_setzero_ps();
   }
   for (std::int64_t b = 0; b < nb; ++b) {
     float dx, sx;
     const std::int8_t* xq = act(b, dx, sx);
-    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq));
-    // Q5_0: -16 sum(x) per lane
-    const __m256i seed = T == DType::Q5_0 ? _mm256_sub_epi32(_mm256_setzero_si256(),
-                                                             dot_lanes(_mm256_set1_epi8(16), x))
-                                          : _mm256_setzero_si256();
+    const XBlock<T> xb(xq);
+    const __m128 vdx = _mm_set_ss(dx), vsx = _mm_setr_ps(0.0f, sx, 0.0f, 0.0f);
     for (int r = 0; r < R; ++r) {
       const unsigned char* blk = w + r * ws + b * kBlock;
-      const __m256i dot = block_dot<T>(blk, x, seed);
-      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(half_at(blk) * dx), _mm256_cvtepi32_ps(dot), acc[r]);
-      if constexpr (kMin) mins[r] += half_at(blk + Layout<T>::kM) * sx;
+      __builtin_prefetch(blk + R * ws, 0, 3);  // the same block of the next pass's rows
+      const __m128 dm = scales(blk);
+      const __m256i dot = block_dot<T>(blk, xb);
+      acc[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(_mm_mul_ss(dm, vdx)), _mm256_cvtepi32_ps(dot), acc[r]);
+      if constexpr (kMin) mins[r] = _mm_fmadd_ps(dm, vsx, mins[r]);
     }
   }
-  for (int r = 0; r < R; ++r) out[r] = hsum8(acc[r]) + mins[r];
+  for (int r = 0; r < R; ++r) out[r] = hsum8(acc[r]) + _mm_cvtss_f32(_mm_movehdup_ps(mins[r]));
 #else
   float acc[R];
   for (int r = 0; r < R; ++r) acc[r] = 0.0f;

@@ -59,11 +59,21 @@ inline void store_block(void* dst, std::int64_t b, const Block& blk) noexcept {
   std::memcpy(static_cast<unsigned char*>(dst) + b * static_cast<std::int64_t>(sizeof(Block)), &blk, sizeof blk);
 }
 
-// a * b rounded to f32 on its own. llama.cpp's reference quantizers are built without FMA, so their bytes depend
-// on this rounding before the following add; the double product is exact (24 + 24 bits), so converting it rounds
-// once, and no compiler can fuse a conversion into an FMA.
+// a * b rounded to f32 on its own. llama.cpp's reference quantizers are built without FMA, and their bytes depend
+// on this rounding before the following add (weights converted from a quantized checkpoint often land products on
+// exact halves). The empty asm makes p an opaque rounded value, so the compiler cannot contract the caller's
+// p + c into an FMA (GCC even narrows a double product back to a float one before contracting it).
 [[nodiscard]] inline float mul_f32(float a, float b) noexcept {
-  return static_cast<float>(static_cast<double>(a) * static_cast<double>(b));
+  float p = a * b;
+#if defined(__GNUC__) && defined(__x86_64__)
+  __asm__("" : "+x"(p));
+#elif defined(__GNUC__) && defined(__aarch64__)
+  __asm__("" : "+w"(p));
+#else
+  volatile float v = p;
+  p = v;
+#endif
+  return p;
 }
 
 // (int8_t)v as x86 compiles it (cvttss2si, low byte): truncation, 0 for NaN and out-of-range values.
@@ -280,13 +290,14 @@ inline void quantize_row_iq4_nl(const float* x, void* dst, std::int64_t k) {
     }
     float d = 0.0f;
     if (amax >= 1e-15f) {
-      // sum w v x and sum w v^2 for the levels nearest id * x
+      // sum w v x and sum w v^2 for the levels nearest id * x, rounded as llama.cpp's (FMA-free) build rounds
+      // them: near-ties between candidates then resolve to its d, and the level pass below only lowers the error
       auto fit = [&](float id, float& sqx, float& sq2) {
         sqx = sq2 = 0.0f;
         for (int j = 0; j < kQK; ++j) {
-          const float v = kIq4nlValues[nearest_iq4nl(id * xb[j])], w = xb[j] * xb[j];
-          sqx += w * v * xb[j];
-          sq2 += w * v * v;
+          const float v = kIq4nlValues[nearest_iq4nl(id * xb[j])], wv = xb[j] * xb[j] * v;
+          sqx += detail::legacy::mul_f32(wv, xb[j]);
+          sq2 += detail::legacy::mul_f32(wv, v);
         }
       };
       float sqx, sq2;
