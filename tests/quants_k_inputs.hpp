@@ -78,7 +78,9 @@ inline std::vector<float> q8_K_special_rows() {
                        : bell(s);
   });
   block([&](int i) { return i == 100 ? -std::bit_cast<float>(0x7f800000u) : bell(s); });
-  block([&](int i) { return std::bit_cast<float>(static_cast<std::uint32_t>(i * 977) % 0x100u + (i == 9 ? 0x200u : 0u)); });
+  block([&](int i) {
+    return std::bit_cast<float>(static_cast<std::uint32_t>(i * 977) % 0x100u + (i == 9 ? 0x200u : 0u));
+  });
   block([](int i) { return i % 2 == 0 ? -0.0f : std::bit_cast<float>(static_cast<std::uint32_t>(i)); });
   return x;
 }

@@ -73,27 +73,35 @@ HandBlock hand_block(DType t, int pattern) {
   HandBlock b{std::vector<unsigned char>(static_cast<std::size_t>(block_bytes(t)), 0), std::vector<float>(256)};
   unsigned char* p = b.bytes.data();
   const float d = pattern == 0 ? 0.25f : 1.5f, dmin = pattern == 0 ? 0.125f : 0.75f;
-  // codes cycle through every value, the extremes included; levels through every level
-  auto code = [&](int j, int n_codes) { return (j * 37 + 11 * pattern + (pattern == 0 ? n_codes - 1 : 0)) % n_codes; };
-  auto level = [&](int v, int n_levels) { return (v * 5 + 3 * pattern + v / 64) % n_levels; };
+  // pseudo-random codes and levels (so that no two positions agree by construction), the extreme codes included
+  auto mix = [&](int i, int salt) {
+    return static_cast<int>((static_cast<std::uint32_t>(i * 4 + pattern + 8 * salt) * 2654435761u) >> 16);
+  };
+  // sub-blocks `first` and first + 1 get the largest and the smallest code (in the other order for pattern 1)
+  auto code = [&](int j, int n_codes, int first) {
+    if (j == first || j == first + 1) return (j == first) == (pattern == 0) ? n_codes - 1 : 0;
+    return mix(j, 1 + first) % n_codes;
+  };
+  auto level = [&](int v, int n_levels) { return mix(v, 2) % n_levels; };
   switch (t) {
     case DType::Q2_K:
       put_f16(p + 80, d);
       put_f16(p + 82, dmin);
       for (int v = 0; v < 256; ++v) {
-        const int j = v / 16, sc = code(j, 16), m = code(j + 5, 16), q = level(v, 4);
+        const int j = v / 16, sc = code(j, 16, 0), m = code(j, 16, 2), q = level(v, 4);
         if (v % 16 == 0) {
           put_bits(p, 8 * j, 4, static_cast<unsigned>(sc));
           put_bits(p, 8 * j + 4, 4, static_cast<unsigned>(m));
         }
         put_bits(p + 16, 8 * (32 * (v / 128) + v % 32) + 2 * ((v % 128) / 32), 2, static_cast<unsigned>(q));
-        b.expect[static_cast<std::size_t>(v)] = d * static_cast<float>(sc) * static_cast<float>(q) - dmin * static_cast<float>(m);
+        b.expect[static_cast<std::size_t>(v)] =
+            d * static_cast<float>(sc) * static_cast<float>(q) - dmin * static_cast<float>(m);
       }
       break;
     case DType::Q3_K:
       put_f16(p + 108, d);
       for (int v = 0; v < 256; ++v) {
-        const int j = v / 16, u = code(j, 64), q = level(v, 8) - 4;  // u = scale + 32
+        const int j = v / 16, u = code(j, 64, 0), q = level(v, 8) - 4;  // u = scale + 32
         if (v % 16 == 0) {
           put_bits(p + 96, j < 8 ? 8 * j : 8 * (j - 8) + 4, 4, static_cast<unsigned>(u & 15));
           put_bits(p + 96, 8 * (8 + j % 4) + 2 * (j / 4), 2, static_cast<unsigned>(u >> 4));
@@ -108,7 +116,7 @@ HandBlock hand_block(DType t, int pattern) {
       put_f16(p, d);
       put_f16(p + 2, dmin);
       for (int v = 0; v < 256; ++v) {
-        const int j = v / 32, sc = code(j, 64), m = code(j + 3, 64);
+        const int j = v / 32, sc = code(j, 64, 0), m = code(j, 64, 2);
         const int q = level(v, t == DType::Q4_K ? 16 : 32);
         if (v % 32 == 0) {
           if (j < 4) {
@@ -124,13 +132,14 @@ HandBlock hand_block(DType t, int pattern) {
         const int qs = t == DType::Q4_K ? 16 : 48;
         put_bits(p + qs, 8 * (32 * (v / 64) + v % 32) + (v % 64 < 32 ? 0 : 4), 4, static_cast<unsigned>(q & 15));
         if (t == DType::Q5_K) put_bits(p + 16, 8 * (v % 32) + v / 32, 1, static_cast<unsigned>(q >> 4));
-        b.expect[static_cast<std::size_t>(v)] = d * static_cast<float>(sc) * static_cast<float>(q) - dmin * static_cast<float>(m);
+        b.expect[static_cast<std::size_t>(v)] =
+            d * static_cast<float>(sc) * static_cast<float>(q) - dmin * static_cast<float>(m);
       }
       break;
     default:  // Q6_K
       put_f16(p + 208, d);
       for (int v = 0; v < 256; ++v) {
-        const int j = v / 16, sc = code(j, 256) - 128, u = level(v, 64);  // u = q + 32
+        const int j = v / 16, sc = code(j, 256, 0) - 128, u = level(v, 64);  // u = q + 32
         if (v % 16 == 0) p[192 + j] = static_cast<unsigned char>(static_cast<std::int8_t>(sc));
         const int h = v / 128, tq = (v % 128) / 32, l = v % 32;
         put_bits(p, 8 * (64 * h + 32 * (tq & 1) + l) + 4 * (tq >> 1), 4, static_cast<unsigned>(u & 15));
@@ -190,7 +199,8 @@ std::vector<float> q8_K_values(const std::vector<float>& x, std::int64_t cols) {
   for (std::int64_t j = 0; j < n; ++j) {
     quantize_row_q8_K(x.data() + j * cols, a.data(), cols);
     for (std::int64_t i = 0; i < cols; ++i)
-      out[static_cast<std::size_t>(j * cols + i)] = a[static_cast<std::size_t>(i / 256)].d * a[static_cast<std::size_t>(i / 256)].q[i % 256];
+      out[static_cast<std::size_t>(j * cols + i)] =
+          a[static_cast<std::size_t>(i / 256)].d * a[static_cast<std::size_t>(i / 256)].q[i % 256];
   }
   return out;
 }
@@ -202,7 +212,8 @@ void check_against_reference(const std::vector<float>& y, const std::vector<floa
     for (std::int64_t r = 0; r < rows; ++r) {
       double ref = 0, mag = 0;
       for (std::int64_t i = 0; i < cols; ++i) {
-        const double p = static_cast<double>(w[static_cast<std::size_t>(r * cols + i)]) * xq[static_cast<std::size_t>(j * cols + i)];
+        const double p =
+            static_cast<double>(w[static_cast<std::size_t>(r * cols + i)]) * xq[static_cast<std::size_t>(j * cols + i)];
         ref += p;
         mag += std::fabs(p);
       }
@@ -378,7 +389,8 @@ TEST_CASE("quants_k: matmul against a double reference, batched, threaded", "[qu
   struct Shape {
     std::int64_t rows, cols, n;
   };
-  const Shape shapes[] = {{1, 256, 1}, {3, 256, 33}, {8, 512, 2}, {67, 2048, 5}, {24, 768, 9}, {13, 1536, 16}, {9, 1536, 1}};
+  const Shape shapes[] = {{1, 256, 1},  {3, 256, 33},   {8, 512, 2}, {67, 2048, 5},
+                          {24, 768, 9}, {13, 1536, 16}, {9, 1536, 1}};
   ThreadPool one(1), two(2);
   for (DType t : kTypes) {
     DYNAMIC_SECTION(name(t)) {
@@ -416,8 +428,10 @@ TEST_CASE("quants_k: SmolLM2 Q4_K_M tensors (quantizer within 2% of llama.cpp's,
     if (const char* ref = std::getenv("EDGESPEC_REF_DIR"); ref != nullptr && *ref != '\0') kq = fs::path(ref) / file;
   const fs::path src = test::model_dir() / "gguf" / "smollm2-135m-instruct-q4_1.gguf";
   if (!fs::exists(kq) || !fs::exists(src)) {
-    WARN("SKIPPED: the SmolLM2 Q4_K_M check needs " << file << " in EDGESPEC_MODEL_DIR/gguf or EDGESPEC_REF_DIR (made by "
-         "llama-quantize from the F32 dequantization of " << src << "); neither was found");
+    WARN("SKIPPED: the SmolLM2 Q4_K_M check needs " << file
+                                                    << " in EDGESPEC_MODEL_DIR/gguf or EDGESPEC_REF_DIR (made by "
+                                                       "llama-quantize from the F32 dequantization of "
+                                                    << src << "); neither was found");
     return;
   }
   const GgufFile kfile(kq.string()), sfile(src.string());
