@@ -94,6 +94,7 @@ enum class BpePre : std::uint8_t {
   Tekken, Chameleon, Gpt4o
 };
 inline constexpr std::size_t kBpePreCount = 15;
+static_assert(static_cast<std::size_t>(BpePre::Gpt4o) + 1 == kBpePreCount, "kBpePreCount counts every BpePre");
 
 // A tokenizer.ggml.pre value and what llama.cpp's llama_vocab::load does for it.
 struct PreTokenizerName {

@@ -113,21 +113,36 @@ class Regex {
   // Scratch space for matching: one per thread, reused across calls.
   struct Scratch {
     std::vector<std::pair<std::uint32_t, std::uint32_t>> stack;  // (pc, position) backtrack points
+    std::vector<std::uint64_t> failed;  // memo: bit (position - b) * program size + pc
   };
 
   // Appends to `ends` the end of every piece of units[b, e) as std::regex_iterator over that range cuts it: each
   // match is a piece and so is each gap between matches (llama.cpp's unicode_regex_split_stl).
+  //
+  // Long pieces keep a memo of the (pc, position) states already explored: with no captures or backreferences,
+  // whether a state reaches Match depends on that pair alone, so a state seen once and given up on fails again,
+  // from any start. Without it a regex like \s+$ would be quadratic in a long run of spaces that does not reach
+  // the piece's end (std::regex is). A state on the path of a match may be reached again only at the match's
+  // end, where the next search starts, so those states are forgotten after each match.
   void split(const std::uint32_t* units, std::uint32_t b, std::uint32_t e, std::vector<std::uint32_t>& ends,
              Scratch& scratch) const {
+    const std::size_t n_pc = progs_[0].size();
+    Memo memo;
+    if (e - b >= kMemoMinLength) {
+      scratch.failed.assign(((e - b + 1) * n_pc + 63) / 64, 0);
+      memo = {scratch.failed.data(), b, n_pc};
+    }
     std::uint32_t last = b;
     for (std::uint32_t s = b; s < e; ++s) {
       if (!may_start(units[s])) continue;
       std::uint32_t m = 0;
-      if (!run(0, units, s, e, m, scratch)) continue;
+      if (!run(0, units, s, e, m, scratch, memo)) continue;
       if (s > last) ends.push_back(s);
       ends.push_back(m);
       last = m;
       s = m - 1;  // matches are never empty
+      if (memo.bits)
+        for (std::size_t pc = 0; pc < n_pc; ++pc) memo.clear(pc, m);
     }
     if (last < e) ends.push_back(e);
   }
@@ -140,6 +155,25 @@ class Regex {
     std::uint32_t x = 0, y = 0;  // Set: set index; Split: preferred / other pc; Jmp: pc; Look: program index
   };
   using Program = std::vector<Inst>;
+
+  static constexpr std::uint32_t kMemoMinLength = 256;  // shorter pieces cannot take long without it
+  struct Memo {
+    std::uint64_t* bits = nullptr;  // nullptr: no memo
+    std::uint32_t b = 0;
+    std::size_t n_pc = 0;
+    // True if (pc, at) was seen before; marks it.
+    bool seen(std::size_t pc, std::uint32_t at) const noexcept {
+      const std::size_t i = (at - b) * n_pc + pc;
+      const std::uint64_t bit = std::uint64_t{1} << (i & 63);
+      const bool was = bits[i >> 6] & bit;
+      bits[i >> 6] |= bit;
+      return was;
+    }
+    void clear(std::size_t pc, std::uint32_t at) const noexcept {
+      const std::size_t i = (at - b) * n_pc + pc;
+      bits[i >> 6] &= ~(std::uint64_t{1} << (i & 63));
+    }
+  };
 
   struct Node {
     enum Kind { Alt, Cat, Rep, Set, Look, End } kind;
@@ -446,8 +480,9 @@ class Regex {
   [[nodiscard]] bool may_start(std::uint32_t u) const noexcept { return first_.has(u); }
 
   // Backtracking run of program `prog` from units[s], the text ending at e. On success `m` is the match end.
+  // `memo` (program 0 only) skips states already given up on.
   bool run(std::size_t prog, const std::uint32_t* units, std::uint32_t s, std::uint32_t e, std::uint32_t& m,
-           Scratch& scratch) const {
+           Scratch& scratch, Memo memo) const {
     const Program& p = progs_[prog];
     auto& stack = scratch.stack;
     const std::size_t base = stack.size();
@@ -457,6 +492,7 @@ class Regex {
       auto [pc, at] = stack.back();
       stack.pop_back();
       while (true) {
+        if (memo.bits && memo.seen(pc, at)) break;
         const Inst& in = p[pc];
         if (in.op == Op::Set) {
           if (at >= e || !sets_[in.x].has(units[at])) break;
@@ -468,7 +504,7 @@ class Regex {
           pc = in.x;
         } else if (in.op == Op::Look) {
           std::uint32_t unused = 0;
-          if (run(in.x, units, at, e, unused, scratch) == in.negate) break;
+          if (run(in.x, units, at, e, unused, scratch, Memo{}) == in.negate) break;
           ++pc;
         } else if (in.op == Op::End) {
           if (at != e) break;
