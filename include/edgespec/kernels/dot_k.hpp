@@ -32,6 +32,8 @@
 
 namespace edgespec::detail {
 
+namespace kquant {
+
 [[nodiscard]] inline std::uint32_t load_u32(const unsigned char* p) noexcept {
   std::uint32_t v;
   std::memcpy(&v, p, 4);
@@ -299,15 +301,17 @@ template <DType T>
 #ifndef EDGESPEC_KQUANT_PREFETCH_BYTES
 #define EDGESPEC_KQUANT_PREFETCH_BYTES 1024
 #endif
-inline constexpr std::int64_t kKPrefetchBytes = EDGESPEC_KQUANT_PREFETCH_BYTES;
+inline constexpr std::int64_t kPrefetchBytes = EDGESPEC_KQUANT_PREFETCH_BYTES;
+
+}  // namespace kquant
 
 // R rows of W (type T, a K-quant; row i at w + i * ws, nb super-blocks each, any alignment) . one position's
 // Q8_K activations x (nb blocks) -> out[0..R).
 //
-// Row after row, each one streamed from its start: the R rows (consecutive in memory) are one sequential stream,
-// which measured faster than advancing the R rows block by block together (R interleaved streams; 8192 x 2048
-// Q4_K/Q6_K at n = 1: about 2x slower without software prefetch, 1.2x with), while the activation block is an L1
-// hit either way. The 1024-byte software prefetch gained up to 25% on matrices streamed from L3.
+// Row after row, each streamed from its start, so the R rows (consecutive in memory) are one sequential stream.
+// Advancing the R rows block by block together (R interleaved streams) measured up to 2x slower on 8192 x 2048
+// Q4_K/Q6_K matrices at n = 1 and about equal on L2-sized ones; the activation block is an L1 hit either way.
+// The software prefetch gained up to 25% on matrices read from L3.
 template <DType T, int R>
 inline void dot_rows_q8_K_acts(const unsigned char* w, std::int64_t ws, const BlockQ8_K* x, std::int64_t nb,
                                float* out) noexcept {
@@ -317,18 +321,19 @@ inline void dot_rows_q8_K_acts(const unsigned char* w, std::int64_t ws, const Bl
     const unsigned char* row = w + r * ws;
     __m256 acc = _mm256_setzero_ps();
     for (std::int64_t b = 0; b < nb; ++b) {
-      if constexpr (kKPrefetchBytes > 0)
+      if constexpr (kquant::kPrefetchBytes > 0)
         for (std::int64_t off = 0; off < kBlock; off += 64)
-          __builtin_prefetch(row + b * kBlock + kKPrefetchBytes + off, 0, 3);
-      acc = block_dot<T>(row + b * kBlock, act_k(x[b]), acc);
+          __builtin_prefetch(row + b * kBlock + kquant::kPrefetchBytes + off, 0, 3);
+      acc = kquant::block_dot<T>(row + b * kBlock, kquant::act_k(x[b]), acc);
     }
-    out[r] = hsum8(acc);
+    out[r] = kquant::hsum8(acc);
   }
 #else
-  float acc[R] = {};
-  for (std::int64_t b = 0; b < nb; ++b)
-    for (int r = 0; r < R; ++r) acc[r] += block_dot_scalar<T>(w + r * ws + b * kBlock, x[b]);
-  for (int r = 0; r < R; ++r) out[r] = acc[r];
+  for (int r = 0; r < R; ++r) {
+    float acc = 0.0f;
+    for (std::int64_t b = 0; b < nb; ++b) acc += kquant::block_dot_scalar<T>(w + r * ws + b * kBlock, x[b]);
+    out[r] = acc;
+  }
 #endif
 }
 

@@ -55,7 +55,7 @@
 
 namespace edgespec {
 
-namespace detail {
+namespace detail::kquant {
 
 template <class Block>
 [[nodiscard]] inline Block load_block(const void* src, std::int64_t b) noexcept {
@@ -197,14 +197,14 @@ inline void quantize_block_q8_K(const float* x, BlockQ8_K& y) noexcept {
 #endif
 }
 
-}  // namespace detail
+}  // namespace detail::kquant
 
 // ---------------------------------------------------------------- dequantizers: k/256 super-blocks -> y (k,)
 
 inline void dequantize_row_q2_K(const void* src, float* y, std::int64_t k) {
   ES_CHECK(k % kQKK == 0, "dequantize_row_q2_K: row length ", k, " is not a multiple of ", kQKK);
   for (std::int64_t b = 0; b < k / kQKK; ++b, y += kQKK) {
-    const auto blk = detail::load_block<BlockQ2_K>(src, b);
+    const auto blk = detail::kquant::load_block<BlockQ2_K>(src, b);
     const float d = detail::half_to_float(blk.d), dmin = detail::half_to_float(blk.dmin);
     for (int v0 = 0; v0 < kQKK; v0 += 16) {
       const int j = v0 / 16, h = v0 / 128, s = (v0 % 128) / 32, l0 = v0 % 32;
@@ -218,10 +218,10 @@ inline void dequantize_row_q2_K(const void* src, float* y, std::int64_t k) {
 inline void dequantize_row_q3_K(const void* src, float* y, std::int64_t k) {
   ES_CHECK(k % kQKK == 0, "dequantize_row_q3_K: row length ", k, " is not a multiple of ", kQKK);
   for (std::int64_t b = 0; b < k / kQKK; ++b, y += kQKK) {
-    const auto blk = detail::load_block<BlockQ3_K>(src, b);
+    const auto blk = detail::kquant::load_block<BlockQ3_K>(src, b);
     const float d = detail::half_to_float(blk.d);
     int sc[16];
-    detail::unpack_scales_q3(blk.scales, sc);
+    detail::kquant::unpack_scales_q3(blk.scales, sc);
     for (int v0 = 0; v0 < kQKK; v0 += 16) {
       const int h = v0 / 128, s = (v0 % 128) / 32, l0 = v0 % 32;
       const float dl = d * static_cast<float>(sc[v0 / 16]);
@@ -238,10 +238,10 @@ inline void dequantize_row_q3_K(const void* src, float* y, std::int64_t k) {
 inline void dequantize_row_q4_K(const void* src, float* y, std::int64_t k) {
   ES_CHECK(k % kQKK == 0, "dequantize_row_q4_K: row length ", k, " is not a multiple of ", kQKK);
   for (std::int64_t b = 0; b < k / kQKK; ++b, y += kQKK) {
-    const auto blk = detail::load_block<BlockQ4_K>(src, b);
+    const auto blk = detail::kquant::load_block<BlockQ4_K>(src, b);
     const float d = detail::half_to_float(blk.d), dmin = detail::half_to_float(blk.dmin);
     std::uint8_t sc[8], m[8];
-    detail::unpack_scales_k4(blk.scales, sc, m);
+    detail::kquant::unpack_scales_k4(blk.scales, sc, m);
     for (int j = 0; j < 8; ++j) {
       const float dl = d * static_cast<float>(sc[j]), ml = dmin * static_cast<float>(m[j]);
       const int shift = 4 * (j & 1);
@@ -254,10 +254,10 @@ inline void dequantize_row_q4_K(const void* src, float* y, std::int64_t k) {
 inline void dequantize_row_q5_K(const void* src, float* y, std::int64_t k) {
   ES_CHECK(k % kQKK == 0, "dequantize_row_q5_K: row length ", k, " is not a multiple of ", kQKK);
   for (std::int64_t b = 0; b < k / kQKK; ++b, y += kQKK) {
-    const auto blk = detail::load_block<BlockQ5_K>(src, b);
+    const auto blk = detail::kquant::load_block<BlockQ5_K>(src, b);
     const float d = detail::half_to_float(blk.d), dmin = detail::half_to_float(blk.dmin);
     std::uint8_t sc[8], m[8];
-    detail::unpack_scales_k4(blk.scales, sc, m);
+    detail::kquant::unpack_scales_k4(blk.scales, sc, m);
     for (int j = 0; j < 8; ++j) {
       const float dl = d * static_cast<float>(sc[j]), ml = dmin * static_cast<float>(m[j]);
       const int shift = 4 * (j & 1);
@@ -272,7 +272,7 @@ inline void dequantize_row_q5_K(const void* src, float* y, std::int64_t k) {
 inline void dequantize_row_q6_K(const void* src, float* y, std::int64_t k) {
   ES_CHECK(k % kQKK == 0, "dequantize_row_q6_K: row length ", k, " is not a multiple of ", kQKK);
   for (std::int64_t b = 0; b < k / kQKK; ++b, y += kQKK) {
-    const auto blk = detail::load_block<BlockQ6_K>(src, b);
+    const auto blk = detail::kquant::load_block<BlockQ6_K>(src, b);
     const float d = detail::half_to_float(blk.d);
     for (int v = 0; v < kQKK; ++v) {
       const int h = v / 128, t = (v % 128) / 32, l = v % 32;
@@ -287,24 +287,24 @@ inline void dequantize_row_q6_K(const void* src, float* y, std::int64_t k) {
 
 inline void quantize_row_q2_K(const float* x, void* dst, std::int64_t k) {
   ES_CHECK(k % kQKK == 0, "quantize_row_q2_K: row length ", k, " is not a multiple of ", kQKK);
-  detail::check_finite("quantize_row_q2_K", x, k);
+  detail::kquant::check_finite("quantize_row_q2_K", x, k);
   for (std::int64_t b = 0; b < k / kQKK; ++b, x += kQKK) {
-    const detail::AffineCodes c = detail::quantize_affine<16, 3, 15>(x, "q2_K");
+    const detail::kquant::AffineCodes c = detail::kquant::quantize_affine<16, 3, 15>(x, "q2_K");
     BlockQ2_K blk;
     for (int j = 0; j < 16; ++j) blk.scales[j] = static_cast<std::uint8_t>(c.sc[j] | c.m[j] << 4);
-    detail::pack_2bit(c.q, blk.qs);
-    detail::pack_2bit(c.q + 128, blk.qs + 32);
+    detail::kquant::pack_2bit(c.q, blk.qs);
+    detail::kquant::pack_2bit(c.q + 128, blk.qs + 32);
     blk.d = c.d;
     blk.dmin = c.dmin;
-    detail::store_block(blk, dst, b);
+    detail::kquant::store_block(blk, dst, b);
   }
 }
 
 inline void quantize_row_q3_K(const float* x, void* dst, std::int64_t k) {
   ES_CHECK(k % kQKK == 0, "quantize_row_q3_K: row length ", k, " is not a multiple of ", kQKK);
-  detail::check_finite("quantize_row_q3_K", x, k);
+  detail::kquant::check_finite("quantize_row_q3_K", x, k);
   for (std::int64_t b = 0; b < k / kQKK; ++b, x += kQKK) {
-    const detail::SymmetricCodes c = detail::quantize_symmetric<-4, 3, -32, 31>(x, "q3_K");
+    const detail::kquant::SymmetricCodes c = detail::kquant::quantize_symmetric<-4, 3, -32, 31>(x, "q3_K");
     BlockQ3_K blk;
     std::uint8_t u[kQKK];  // q + 4
     std::memset(blk.hmask, 0, sizeof blk.hmask);
@@ -312,37 +312,37 @@ inline void quantize_row_q3_K(const float* x, void* dst, std::int64_t k) {
       u[v] = static_cast<std::uint8_t>(c.q[v] + 4);
       blk.hmask[v % 32] = static_cast<std::uint8_t>(blk.hmask[v % 32] | (u[v] >> 2) << (v / 32));
     }
-    detail::pack_2bit(u, blk.qs);
-    detail::pack_2bit(u + 128, blk.qs + 32);
-    detail::pack_scales_q3(c.sc, blk.scales);
+    detail::kquant::pack_2bit(u, blk.qs);
+    detail::kquant::pack_2bit(u + 128, blk.qs + 32);
+    detail::kquant::pack_scales_q3(c.sc, blk.scales);
     blk.d = c.d;
-    detail::store_block(blk, dst, b);
+    detail::kquant::store_block(blk, dst, b);
   }
 }
 
 inline void quantize_row_q4_K(const float* x, void* dst, std::int64_t k) {
   ES_CHECK(k % kQKK == 0, "quantize_row_q4_K: row length ", k, " is not a multiple of ", kQKK);
-  detail::check_finite("quantize_row_q4_K", x, k);
+  detail::kquant::check_finite("quantize_row_q4_K", x, k);
   for (std::int64_t b = 0; b < k / kQKK; ++b, x += kQKK) {
-    const detail::AffineCodes c = detail::quantize_affine<32, 15, 63>(x, "q4_K");
+    const detail::kquant::AffineCodes c = detail::kquant::quantize_affine<32, 15, 63>(x, "q4_K");
     BlockQ4_K blk;
-    detail::pack_scales_k4(c.sc, c.m, blk.scales);
+    detail::kquant::pack_scales_k4(c.sc, c.m, blk.scales);
     for (int g = 0; g < 4; ++g)
       for (int l = 0; l < 32; ++l)
         blk.qs[32 * g + l] = static_cast<std::uint8_t>(c.q[64 * g + l] | c.q[64 * g + 32 + l] << 4);
     blk.d = c.d;
     blk.dmin = c.dmin;
-    detail::store_block(blk, dst, b);
+    detail::kquant::store_block(blk, dst, b);
   }
 }
 
 inline void quantize_row_q5_K(const float* x, void* dst, std::int64_t k) {
   ES_CHECK(k % kQKK == 0, "quantize_row_q5_K: row length ", k, " is not a multiple of ", kQKK);
-  detail::check_finite("quantize_row_q5_K", x, k);
+  detail::kquant::check_finite("quantize_row_q5_K", x, k);
   for (std::int64_t b = 0; b < k / kQKK; ++b, x += kQKK) {
-    const detail::AffineCodes c = detail::quantize_affine<32, 31, 63>(x, "q5_K");
+    const detail::kquant::AffineCodes c = detail::kquant::quantize_affine<32, 31, 63>(x, "q5_K");
     BlockQ5_K blk;
-    detail::pack_scales_k4(c.sc, c.m, blk.scales);
+    detail::kquant::pack_scales_k4(c.sc, c.m, blk.scales);
     std::memset(blk.qh, 0, sizeof blk.qh);
     for (int g = 0; g < 4; ++g)
       for (int l = 0; l < 32; ++l)
@@ -351,15 +351,15 @@ inline void quantize_row_q5_K(const float* x, void* dst, std::int64_t k) {
       blk.qh[v % 32] = static_cast<std::uint8_t>(blk.qh[v % 32] | (c.q[v] >> 4) << (v / 32));
     blk.d = c.d;
     blk.dmin = c.dmin;
-    detail::store_block(blk, dst, b);
+    detail::kquant::store_block(blk, dst, b);
   }
 }
 
 inline void quantize_row_q6_K(const float* x, void* dst, std::int64_t k) {
   ES_CHECK(k % kQKK == 0, "quantize_row_q6_K: row length ", k, " is not a multiple of ", kQKK);
-  detail::check_finite("quantize_row_q6_K", x, k);
+  detail::kquant::check_finite("quantize_row_q6_K", x, k);
   for (std::int64_t b = 0; b < k / kQKK; ++b, x += kQKK) {
-    const detail::SymmetricCodes c = detail::quantize_symmetric<-32, 31, -128, 127>(x, "q6_K");
+    const detail::kquant::SymmetricCodes c = detail::kquant::quantize_symmetric<-32, 31, -128, 127>(x, "q6_K");
     BlockQ6_K blk;
     std::memset(blk.ql, 0, sizeof blk.ql);
     std::memset(blk.qh, 0, sizeof blk.qh);
@@ -371,7 +371,7 @@ inline void quantize_row_q6_K(const float* x, void* dst, std::int64_t k) {
     }
     for (int j = 0; j < 16; ++j) blk.scales[j] = static_cast<std::int8_t>(c.sc[j]);
     blk.d = c.d;
-    detail::store_block(blk, dst, b);
+    detail::kquant::store_block(blk, dst, b);
   }
 }
 
@@ -379,7 +379,7 @@ inline void quantize_row_q6_K(const float* x, void* dst, std::int64_t k) {
 // (NaN and inf included; an all-zero block also gets zero bsums, which llama.cpp leaves unwritten).
 inline void quantize_row_q8_K(const float* x, BlockQ8_K* y, std::int64_t k) {
   ES_CHECK(k % kQKK == 0, "quantize_row_q8_K: row length ", k, " is not a multiple of ", kQKK);
-  for (std::int64_t b = 0; b < k / kQKK; ++b) detail::quantize_block_q8_K(x + b * kQKK, y[b]);
+  for (std::int64_t b = 0; b < k / kQKK; ++b) detail::kquant::quantize_block_q8_K(x + b * kQKK, y[b]);
 }
 
 }  // namespace edgespec

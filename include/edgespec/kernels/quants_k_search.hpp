@@ -7,9 +7,10 @@
 // in three steps:
 //   1. per sub-block j, real (s_j, m_j) or s_j: a grid of scales around range / levels, each refined twice by
 //      [least-squares fit of the scale (and min) for the rounded levels, rounding again], the best kept;
-//   2. f16 super-scales from the largest s_j (and m_j) as llama.cpp takes them (largest s_j -> the extreme code),
-//      then per sub-block the best of the 3 x 3 (affine) or 3 codes around the rounded ones, each with its levels
-//      rounded again: the error is measured on exactly the values the dequantizer will produce;
+//   2. f16 super-scales from the largest s_j (and m_j) as llama.cpp takes them (the largest s_j at the extreme
+//      code; symmetric: also at the most positive code; a subnormal f16 scale: also the next f16 up), then per
+//      sub-block the best of the 3 x 3 (affine) or 3 codes around the rounded ones, each with its levels rounded
+//      again: the error is measured on exactly the values the dequantizer will produce;
 //   3. a least-squares fit of the super-scales for the chosen codes and levels, rounded to f16, and step 2
 //      again; kept if the error went down.
 #pragma once
@@ -23,7 +24,7 @@
 #include "edgespec/core/error.hpp"
 #include "edgespec/kernels/fp16.hpp"
 
-namespace edgespec::detail {
+namespace edgespec::detail::kquant {
 
 struct AffineCodes {
   std::uint16_t d = 0, dmin = 0;  // f16
@@ -48,7 +49,7 @@ inline constexpr int kLanes = 8;
   return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
 }
 
-// f32 -> f16 -> f32 for a super-scale; a scale past the f16 range means values no K-quant can hold.
+// f32 -> f16 super-scale; one past the f16 range means values no K-quant can hold.
 [[nodiscard]] inline std::uint16_t super_scale(float v, const char* what) {
   const std::uint16_t h = fp32_to_fp16(v);
   ES_CHECK(std::isfinite(half_to_float(h)), "quantize_row_", what, ": a super-block scale of ", v,
@@ -343,4 +344,4 @@ template <int kQlo, int kQhi, int kCodeLo, int kCodeHi>
   return best;
 }
 
-}  // namespace edgespec::detail
+}  // namespace edgespec::detail::kquant
