@@ -17,9 +17,12 @@
 //   Q4_1   min, max of the block; d = (max - min) / 15, q = min(15, trunc((x - min) / d + 0.5))
 //   Q5_0   max = the value of largest |x|; d = max / -16, q = min(31, trunc(x / d + 16.5))
 //   Q5_1   d = (max - min) / 31, q = trunc((x - min) / d + 0.5)
-//          (/ d is * (1 / d) and truncation is to int8, as in llama.cpp's quantize_row_*_ref: same bytes)
+//          (x / d is x * (1 / d), that product rounded to f32 before the add (no FMA), the sum truncated to int8:
+//          llama.cpp's quantize_row_*_ref, the same bytes)
 //   IQ4_NL weighted least squares over 16 candidate scales, weights x^2 (llama-quantize's search without an
-//          importance matrix), then every value to the level nearest x / d for the stored (f16) d
+//          importance matrix, rounded as it is: the same d), then every value to the level nearest x / d for the
+//          stored (f16) d (llama.cpp picks the levels for the unrounded d; on SmolLM2's 3.2M blocks this never
+//          gave a larger error and lowered it in 0.08% of them)
 //   Q8_0 / Q8_1 activations, llama.cpp's x86 AVX/AVX2 quantize_row_q8_0 / _q8_1 (ggml-cpu-quants.c):
 //          amax = max |x| (maxps order), d' = amax / 127, q = round_half_even(x * (127 / amax)) through
 //          cvtps2dq (NaN / out of range -> INT32_MIN) and saturating packs; d = f16(d'), s = f16(d' * sum of the
@@ -275,7 +278,8 @@ inline void quantize_row_q5_1(const float* x, void* dst, std::int64_t k) {
 //   candidates 1/d in { 127 / max } and { (t - 127) / max : t = -7..7 } (max = the value of largest |x|), each
 //   with the least-squares d = sum w v x / sum w v^2 for its levels; the one with the least E wins
 //   (llama-quantize's IQ4_NL search without an importance matrix). Then every x takes the level nearest
-//   x / d for the f16-rounded d actually stored, which llama.cpp skips: never a larger error for the same d.
+//   x / d for the f16-rounded d actually stored (llama.cpp picks them for the unrounded d): with the same d, never
+//   a larger error.
 inline void quantize_row_iq4_nl(const float* x, void* dst, std::int64_t k) {
   ES_CHECK(k % kQK == 0, "quantize_row_iq4_nl: row length ", k, " is not a multiple of ", kQK);
   using detail::legacy::nearest_iq4nl;
