@@ -23,6 +23,8 @@
 #include <unistd.h>
 
 #include "edgespec/io/gguf.hpp"
+#include "edgespec/io/gguf_export.hpp"
+#include "edgespec/model/transformer.hpp"
 #include "edgespec/model/weights.hpp"
 #include "edgespec/tokenizer/tokenizer.hpp"
 #include "edgespec/tokenizer/vocab.hpp"
@@ -393,4 +395,69 @@ TEST_CASE("fuzz: mutated tokenizer.bin loads or throws edgespec::Error", "[fuzz]
        [](const std::string& p) { exercise_tokenizer(load_llama2c_tokenizer(p, 512)); }, s);
   CHECK(s.rejected > 50);
   print_samples(s, "llama2c/tok512.bin");
+}
+
+// Every weight type's blocks with malformed contents: NaN and infinite f16 scales (every 16-bit word of the first
+// blocks of a tensor set to NaN or inf: that hits each type's d/m/dmin wherever its layout keeps them), random
+// bytes in the tensor data, and tensors cut short by truncating the file inside the data section. Loading must
+// succeed or throw edgespec::Error, and a forward pass over what loaded must not crash (NaN logits are fine);
+// under ASan/UBSan this also checks the kernels and activation quantizers on NaN/inf inputs.
+TEST_CASE("fuzz: malformed blocks of every weight type load or throw, and forward passes do not crash", "[fuzz]") {
+  ModelConfig c;  // every row a multiple of 256, so each type is stored as itself (no fallback)
+  c.dim = 256, c.n_layers = 2, c.n_heads = 4, c.n_kv_heads = 2, c.ffn_dim = 512, c.vocab_size = 512, c.max_seq = 64;
+  const Vocab vocab = make_synth_spm_vocab(c.vocab_size);
+  TempDir dir;
+  std::mt19937_64 rng(7);
+  ThreadPool pool(2);
+  for (const DType t : kWeightTypes) {
+    if (t == DType::F32) continue;
+    const std::string clean = (dir.path / ("clean-" + std::string(name(t)) + ".gguf")).string();
+    c.weight_type = t;
+    write_llama_gguf(clean, c, vocab, t, random_llama_weights(c, 3), "fuzz");
+    const Bytes orig = read_file(clean);
+    const GgufFile g(clean);
+    const gguf::TensorInfo& q = g.tensor("blk.0.attn_q.weight");
+    REQUIRE(q.type == t);
+    const std::size_t q_off = static_cast<std::size_t>(q.data - g.mapping()->data());
+    const std::size_t data_begin = static_cast<std::size_t>(g.tensor("token_embd.weight").data - g.mapping()->data());
+    const std::size_t two_blocks = static_cast<std::size_t>(2 * block_bytes(t));
+    std::vector<Mutant> mutants;
+    for (const std::uint16_t bad : {std::uint16_t{0x7E00}, std::uint16_t{0x7C00}, std::uint16_t{0xFC00}}) {
+      Bytes m = orig;
+      for (std::size_t i = 0; i + 1 < two_blocks; i += 2) std::memcpy(&m[q_off + i], &bad, 2);
+      mutants.push_back({"attn_q blocks 0-1: every 16-bit word " + std::to_string(bad), std::move(m)});
+    }
+    for (int k = 0; k < 6; ++k) {
+      Bytes m = orig;
+      for (int j = 0; j < 64; ++j) m[data_begin + rng() % (orig.size() - data_begin)] = static_cast<unsigned char>(rng());
+      mutants.push_back({"random tensor bytes, seed step " + std::to_string(k), std::move(m)});
+    }
+    for (const std::size_t cut : {q_off + 1, q_off + two_blocks / 2, orig.size() - 1, data_begin + 7})
+      mutants.push_back({"truncated at byte " + std::to_string(cut), Bytes(orig.begin(), orig.begin() + static_cast<long>(cut))});
+    const std::string path = (dir.path / "mutant.gguf").string();
+    int loaded = 0, rejected = 0;
+    for (const Mutant& m : mutants) {
+      {
+        std::ofstream o(path, std::ios::binary | std::ios::trunc);
+        o.write(reinterpret_cast<const char*>(m.data.data()), static_cast<std::streamsize>(m.data.size()));
+      }
+      INFO(name(t) << ": " << m.what);
+      try {
+        auto w = std::make_shared<const LlamaWeights>(load_weights(path));
+        check_weights(*w);
+        Transformer<AnyLlama> model(w, pool, 16);
+        const std::vector<std::int32_t> toks{1, 300, 301, 302};
+        (void)model.forward(toks, Logits::All);
+        (void)model.forward(std::span<const std::int32_t>(toks.data(), 1));
+        ++loaded;
+      } catch (const Error&) {
+        ++rejected;
+      } catch (const std::exception& e) {
+        FAIL("non-edgespec exception " << typeid(e).name() << ": " << e.what());
+      }
+    }
+    INFO(name(t));
+    CHECK(loaded >= 9);    // the NaN/inf and random-byte mutants load (their values are garbage, not their shape)
+    CHECK(rejected >= 3);  // the truncated ones are refused
+  }
 }
