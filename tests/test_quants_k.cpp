@@ -182,7 +182,7 @@ constexpr std::uint64_t kQ8KDigest = 0xf847c1bdca47ab41ull;
 std::vector<unsigned char> test_vector(DType t) {
   std::string n(name(t));
   for (char& c : n) c = c == 'Q' ? 'q' : c;
-  const auto path = std::filesystem::path(__FILE__).parent_path() / "data" / "quants" / (n + ".bin");
+  const auto path = std::filesystem::path(EDGESPEC_TEST_DATA_DIR) / "quants" / (n + ".bin");
   std::ifstream f(path, std::ios::binary);
   REQUIRE(f.good());
   std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
