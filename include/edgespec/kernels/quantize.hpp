@@ -101,9 +101,10 @@ inline void quantize_row_q4_0(const float* x, BlockQ4_0* y, std::int64_t k) {
     const float d = max / -8.0f;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     y[b].d = fp32_to_fp16(d);
+    // x * id rounded on its own before + 8.5 (no FMA), as llama.cpp's reference quantizer computes it
     for (int j = 0; j < kQK / 2; ++j) {
-      const int lo = std::min(15, static_cast<int>(static_cast<std::int8_t>(xb[j] * id + 8.5f)));
-      const int hi = std::min(15, static_cast<int>(static_cast<std::int8_t>(xb[j + kQK / 2] * id + 8.5f)));
+      const int lo = std::min(15, detail::legacy::trunc_i8(detail::legacy::mul_f32(xb[j], id) + 8.5f));
+      const int hi = std::min(15, detail::legacy::trunc_i8(detail::legacy::mul_f32(xb[j + kQK / 2], id) + 8.5f));
       y[b].qs[j] = static_cast<std::uint8_t>(lo | hi << 4);
     }
   }
