@@ -4,7 +4,7 @@
 // How the llama.cpp digests and values below were produced: a throwaway C++ program (not in this repository)
 // with this file's input generators copied verbatim, linked against llama.cpp's build/bin/libggml-base.so and
 // libggml-cpu.so (GGML_NATIVE on an AVX2/FMA/F16C host), called ggml_cpu_init() and then
-//   quantizers   ggml_quantize_chunk(type, weight_input(96, 1), dst, 0, 12 rows, 256, NULL)  -> FNV-1a 64 of dst
+//   quantizers   ggml_quantize_chunk(Q4_1 / Q5_0 / Q5_1, weight_input(96, 1), dst, 0, 12 rows, 256, NULL) -> FNV-1a 64
 //   dequantizers ggml_get_type_traits(type)->to_float(any_blocks(..., 256, 2), y, 8192)     -> FNV-1a 64 of y
 //   activations  ggml_get_type_traits_cpu(Q8_0 / Q8_1)->from_float(act_input(64, 3), dst, 2048) -> FNV-1a 64
 //   IQ4_NL error ggml_quantize_chunk(IQ4_NL, realistic_input(64 * 576, 4), 64 rows of 576), to_float, then
@@ -278,7 +278,8 @@ TEST_CASE("Q4_1, Q5_0, Q5_1 quantizers write llama.cpp's bytes; IQ4_NL is as acc
       quantize_row(DType::IQ4_NL, xr.data() + r * cols, q.data() + 1 + r * rb, cols);
       const auto y = dequantize(DType::IQ4_NL, q.data() + 1 + r * rb, cols);
       for (std::int64_t i = 0; i < cols; ++i) {
-        const double e = static_cast<double>(y[static_cast<std::size_t>(i)]) - xr[static_cast<std::size_t>(r * cols + i)];
+        const double e =
+            static_cast<double>(y[static_cast<std::size_t>(i)]) - xr[static_cast<std::size_t>(r * cols + i)];
         e2 += e * e;
       }
     }
@@ -372,11 +373,13 @@ void check_matmul(ThreadPool& pool, DType t, std::int64_t rows, std::int64_t col
       double ref = 0, mag = 0;
       for (std::int64_t b = 0; b < nb; ++b) {
         for (std::int64_t k = b * 32; k < b * 32 + 32; ++k) {
-          const double term = static_cast<double>(wq[static_cast<std::size_t>(k)]) * a.v[static_cast<std::size_t>(j * cols + k)];
+          const double term =
+              static_cast<double>(wq[static_cast<std::size_t>(k)]) * a.v[static_cast<std::size_t>(j * cols + k)];
           ref += term;
           mag += std::fabs(term);
         }
-        const double term = static_cast<double>(m[static_cast<std::size_t>(b)]) * a.s[static_cast<std::size_t>(j * nb + b)];
+        const double term =
+            static_cast<double>(m[static_cast<std::size_t>(b)]) * a.s[static_cast<std::size_t>(j * nb + b)];
         ref += term;
         mag += std::fabs(term);
       }
@@ -447,7 +450,8 @@ TEST_CASE("legacy products equal llama.cpp's vec_dot", "[quants_legacy][matmul]"
       const auto wd = dequantize(c.t, w.data() + r * row_bytes(c.t, cols), cols);
       double mag = 0;
       for (std::int64_t k = 0; k < cols; ++k)
-        mag += std::fabs(static_cast<double>(wd[static_cast<std::size_t>(k)]) * a.v[static_cast<std::size_t>(p * cols + k)]);
+        mag += std::fabs(static_cast<double>(wd[static_cast<std::size_t>(k)]) *
+                         a.v[static_cast<std::size_t>(p * cols + k)]);
       INFO(name(c.t) << " row " << r << " position " << p << ": " << y[i] << " vs " << c.dots[i]);
       CHECK(std::fabs(static_cast<double>(y[i]) - c.dots[i]) <= 1e-6 * mag);
     }
