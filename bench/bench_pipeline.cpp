@@ -20,6 +20,10 @@
 //   draft_ms/round, verify_ms/round, target_ms/token   the "cost only" synthetic cases: random weights make
 //                      acceptance meaningless there, so they report what a round costs, not a speedup.
 //
+// SmolLM2-135M-Instruct (the "smollm2/..." cases): the real-model case. The F16 target is the distributed Q4_1
+// file converted in memory (requantize); drafters are its Q8_0 / Q4_0 / Q4_K copies or the target with layers
+// skipped; the prompt is a translation request wrapped by its chat template; 2 threads; greedy, 128 tokens.
+//
 // The reference pair (stories260K, llama2xs) has 0.27M parameters: a forward is tens of microseconds, so call
 // and thread overhead dominate and these cases run on 1 thread; they measure the mechanism, not the hardware.
 #include <benchmark/benchmark.h>
@@ -80,6 +84,29 @@ const std::vector<std::int32_t>& story_prompt() {
   static const std::vector<std::int32_t> ids =
       Tokenizer(load_llama2c_tokenizer((model_dir() / "llama2c/tok512.bin").string(), 512))
           .encode("Once upon a time", /*add_bos=*/true);
+  return ids;
+}
+
+// ---- SmolLM2-135M-Instruct ----
+
+constexpr const char* kSmolLM2 = "gguf/smollm2-135m-instruct-q4_1.gguf";
+
+WeightsPtr smollm2_f16() {
+  return cached("smollm2-f16", [] {
+    ThreadPool pool(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+    return std::make_shared<const LlamaWeights>(requantize(reference(kSmolLM2), DType::F16, &pool));
+  });
+}
+
+// The chat prompt of the demo (scripts/demo) and of the golden chat case, as llama.cpp tokenizes it.
+const std::vector<std::int32_t>& smollm2_prompt() {
+  static const std::vector<std::int32_t> ids = [] {
+    const LlamaWeights& w = *reference(kSmolLM2);
+    const Tokenizer tok(vocab_from_gguf(*w.gguf));
+    const ChatTemplate t = resolve_chat_template(w.gguf->get_string("tokenizer.chat_template"), std::nullopt);
+    const std::vector<ChatMessage> chat{{"user", "Translate to French: Good morning, how are you?"}};
+    return tok.encode(apply_chat_template(t, chat, true), /*add_special=*/true, /*parse_special=*/true);
+  }();
   return ids;
 }
 
@@ -276,6 +303,49 @@ void register_all() {
     c.opt.sampling.temperature = 0.8f;
     c.opt.sampling.seed = 42;
     add<Pipeline<Draft<>, Target<>, DraftLen<4>>>("pair/T=0.8/DraftLen<4>", c);
+  }
+
+  // ---- SmolLM2-135M-Instruct, F16 target, 2 threads, greedy, 128 tokens ----
+  auto smollm2_case = [](std::string label, std::function<void(Case&)> draft) {
+    Case c;
+    c.key = "smollm2-f16";
+    c.n_tokens = 128;
+    c.threads = 2;
+    c.opt.max_seq = 256;
+    c.label = "SmolLM2-135M-Instruct F16, drafter " + label;
+    c.prepare = [draft = std::move(draft)](Case& c) {
+      c.target = smollm2_f16();
+      c.prompt = smollm2_prompt();
+      draft(c);
+    };
+    return c;
+  };
+  for (const DType t : {DType::Q8_0, DType::Q4_K, DType::Q4_0}) {
+    std::string lower(name(t));
+    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char ch) { return std::tolower(ch); });
+    auto copy = [t](Case& c) { c.draft = requantized("smollm2-f16", c.target, t); };
+    add<Pipeline<Draft<>, Target<>, DraftLen<3>>>("smollm2/" + lower + "-copy/DraftLen<3>",
+                                                  smollm2_case(lower + " copy", copy), 4);
+    if (t == DType::Q8_0) {
+      add<Pipeline<Draft<>, Target<>, DraftLen<2>>>("smollm2/" + lower + "-copy/DraftLen<2>",
+                                                    smollm2_case(lower + " copy", copy), 4);
+      add<Pipeline<Draft<>, Target<>, DraftLen<4>>>("smollm2/" + lower + "-copy/DraftLen<4>",
+                                                    smollm2_case(lower + " copy", copy), 4);
+    }
+  }
+  // Self-speculative skip sets (the target itself, some of its 30 layers skipped).
+  const std::vector<std::pair<std::string, std::vector<int>>> skips = {
+      {"odd layers", {1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29}},
+      {"layers 20-27", {20, 21, 22, 23, 24, 25, 26, 27}},
+      {"every third layer", {2, 5, 8, 11, 14, 17, 20, 23, 26}},
+  };
+  for (const auto& [what, layers] : skips) {
+    auto self = [layers](Case& c) {
+      c.draft = c.target;
+      c.opt.skip_layers = layers;
+    };
+    add<Pipeline<Draft<SkipLayers<>>, Target<>, DraftLen<3>>>("smollm2/skip " + what + "/DraftLen<3>",
+                                                              smollm2_case("self, skipping " + what, self), 4);
   }
 
   // ---- compute-realistic shapes with random weights: COST ONLY ----
