@@ -1,6 +1,8 @@
 // edgespec-tokenize: print the token ids of a text, separated by spaces.
 //
-//   edgespec-tokenize --model FILE [--tokenizer FILE] --text TEXT [--no-bos]
+//   edgespec-tokenize --model FILE [--tokenizer FILE] --text TEXT [--no-bos] [--special] [--pieces]
+// As llama-tokenize: BOS (and EOS) where the vocabulary asks for them unless --no-bos; --special parses special
+// tokens written in the text (<|im_start|>, <s>, ...).
 // --model may be a vocabulary-only GGUF; with a llama2.c tokenizer.bin, --model may be omitted when
 // --vocab-size is given (default: the model's vocabulary size).
 #include <iostream>
@@ -10,9 +12,9 @@
 int main(int argc, char** argv) {
   using namespace edgespec;
   return cli::guarded_main([&] {
-    const cli::Args args(argc, argv, {"model", "tokenizer", "text", "vocab-size"}, {"no-bos", "pieces", "help"});
+    const cli::Args args(argc, argv, {"model", "tokenizer", "text", "vocab-size"}, {"no-bos", "special", "pieces", "help"});
     if (args.has("help")) {
-      std::cout << "usage: edgespec-tokenize --model FILE [--tokenizer FILE] --text TEXT [--no-bos] [--pieces]\n"
+      std::cout << "usage: edgespec-tokenize --model FILE [--tokenizer FILE] --text TEXT [--no-bos] [--special] [--pieces]\n"
                    "       edgespec-tokenize --tokenizer tokenizer.bin --vocab-size N --text TEXT\n";
       return 0;
     }
@@ -38,11 +40,11 @@ int main(int argc, char** argv) {
       ES_CHECK(vs > 0, "without --model, give --tokenizer FILE and --vocab-size N");
       tok.emplace(load_llama2c_tokenizer(args.required("tokenizer"), vs));
     }
-    const auto ids = tok->encode(text, !args.has("no-bos"));
+    const auto ids = tok->encode(text, /*add_special=*/!args.has("no-bos"), /*parse_special=*/args.has("special"));
     for (std::size_t i = 0; i < ids.size(); ++i) std::cout << (i ? " " : "") << ids[i];
     std::cout << "\n";
     if (args.has("pieces"))
-      for (auto id : ids) std::cout << id << "\t" << cli::json_string(tok->token_to_piece(id)) << "\n";
+      for (auto id : ids) std::cout << id << "\t" << cli::json_string(tok->token_to_piece(id, /*special=*/true)) << "\n";
     return 0;
   });
 }
