@@ -54,19 +54,10 @@ int main(int argc, char** argv) {
     const bool chat = args.has("chat");
     ES_CHECK(chat || (!args.has("system") && !args.has("chat-template")), "--system and --chat-template need --chat");
     ES_CHECK(!(args.has("stop-at-eos") && args.has("ignore-eos")), "give --stop-at-eos or --ignore-eos, not both");
-    const auto hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     const int n = args.num<int>("n", 64, 0, 1 << 20);
-    const int threads = args.num<int>("threads", hw, 1, 1024);
-    SamplingParams sp;
-    sp.temperature = args.num<float>("temp", 0.0f, 0.0f, 100.0f);
-    sp.top_k = args.num<int>("top-k", 0, 0, 1 << 24);
-    sp.top_p = args.num<float>("top-p", 1.0f, 1e-6f, 1.0f);
-    sp.seed = args.num<std::uint64_t>("seed", 0, 0, ~std::uint64_t{0});
-
-    auto weights = std::make_shared<const LlamaWeights>(load_weights(args.required("model")));
-    const Tokenizer tok = cli::open_tokenizer(*weights, args.str("tokenizer"));
-    ES_CHECK(tok.vocab().size() == weights->config.vocab_size, "tokenizer has ", tok.vocab().size(),
-             " tokens but the model's vocabulary has ", weights->config.vocab_size);
+    const int threads = cli::thread_count(args);
+    const SamplingParams sp = cli::sampling_params(args);
+    const auto [weights, tok] = cli::open_model(args);
     std::vector<std::int32_t> prompt;
     if (chat) {
       std::vector<ChatMessage> messages;

@@ -6,6 +6,8 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "cli.hpp"
@@ -134,6 +136,30 @@ class SpeculativeSession {
   std::unique_ptr<SelfSpeculative> self_;
   std::string drafter_;
 };
+
+// --temp, --top-k, --top-p, --seed (default: greedy).
+inline SamplingParams sampling_params(const Args& args) {
+  SamplingParams sp;
+  sp.temperature = args.num<float>("temp", 0.0f, 0.0f, 100.0f);
+  sp.top_k = args.num<int>("top-k", 0, 0, 1 << 24);
+  sp.top_p = args.num<float>("top-p", 1.0f, 1e-6f, 1.0f);
+  sp.seed = args.num<std::uint64_t>("seed", 0, 0, ~std::uint64_t{0});
+  return sp;
+}
+
+// --threads (default: every core).
+inline int thread_count(const Args& args) {
+  return args.num<int>("threads", static_cast<int>(std::max(1u, std::thread::hardware_concurrency())), 1, 1024);
+}
+
+// --model and its tokenizer (--tokenizer FILE, else the GGUF's own vocabulary), checked against each other.
+inline std::pair<std::shared_ptr<const LlamaWeights>, Tokenizer> open_model(const Args& args) {
+  auto weights = std::make_shared<const LlamaWeights>(load_weights(args.required("model")));
+  Tokenizer tok = open_tokenizer(*weights, args.str("tokenizer"));
+  ES_CHECK(tok.vocab().size() == weights->config.vocab_size, "tokenizer has ", tok.vocab().size(),
+           " tokens but the model's vocabulary has ", weights->config.vocab_size);
+  return {std::move(weights), std::move(tok)};
+}
 
 // The model's chat template: --chat-template NAME, else detected from the GGUF's tokenizer.chat_template.
 inline ChatTemplate chat_template_for(const LlamaWeights& w, const Args& args) {

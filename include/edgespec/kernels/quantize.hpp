@@ -91,14 +91,7 @@ inline void quantize_row_q4_0(const float* x, BlockQ4_0* y, std::int64_t k) {
   ES_CHECK(k % kQK == 0, "quantize_row_q4_0: row length ", k, " is not a multiple of ", kQK);
   for (std::int64_t b = 0; b < k / kQK; ++b) {
     const float* xb = x + b * kQK;
-    float amax = 0.0f, max = 0.0f;
-    for (int j = 0; j < kQK; ++j) {
-      if (amax < std::fabs(xb[j])) {
-        amax = std::fabs(xb[j]);
-        max = xb[j];
-      }
-    }
-    const float d = max / -8.0f;
+    const float d = detail::legacy::signed_absmax(xb, kQK) / -8.0f;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     y[b].d = fp32_to_fp16(d);
     // x * id rounded on its own before + 8.5 (no FMA), as llama.cpp's reference quantizer computes it
@@ -214,16 +207,15 @@ inline void quantize_row(DType t, const float* x, void* dst, std::int64_t k) {
     }
     case DType::Q8_0:
     case DType::Q4_0: {  // a block at a time through an aligned copy: dst may be at any address
-      auto* out = static_cast<unsigned char*>(dst);
       for (std::int64_t b = 0; b < k / kQK; ++b) {
         if (t == DType::Q8_0) {
           BlockQ8_0 blk;
           quantize_row_q8_0(x + b * kQK, &blk, kQK);
-          std::memcpy(out + b * sizeof blk, &blk, sizeof blk);
+          detail::store_block(dst, b, blk);
         } else {
           BlockQ4_0 blk;
           quantize_row_q4_0(x + b * kQK, &blk, kQK);
-          std::memcpy(out + b * sizeof blk, &blk, sizeof blk);
+          detail::store_block(dst, b, blk);
         }
       }
       return;

@@ -50,25 +50,13 @@
 
 #include "edgespec/core/dtype.hpp"
 #include "edgespec/core/error.hpp"
+#include "edgespec/kernels/block_io.hpp"
 #include "edgespec/kernels/fp16.hpp"
 #include "edgespec/kernels/quants_k_search.hpp"
 
 namespace edgespec {
 
 namespace detail::kquant {
-
-template <class Block>
-[[nodiscard]] inline Block load_block(const void* src, std::int64_t b) noexcept {
-  Block blk;
-  std::memcpy(&blk, static_cast<const unsigned char*>(src) + b * static_cast<std::int64_t>(sizeof(Block)),
-              sizeof blk);
-  return blk;
-}
-
-template <class Block>
-inline void store_block(const Block& blk, void* dst, std::int64_t b) noexcept {
-  std::memcpy(static_cast<unsigned char*>(dst) + b * static_cast<std::int64_t>(sizeof(Block)), &blk, sizeof blk);
-}
 
 // Q4_K/Q5_K: 12 bytes -> scale codes sc (8,) and min codes m (8,), 0..63.
 inline void unpack_scales_k4(const std::uint8_t* s, std::uint8_t* sc, std::uint8_t* m) noexcept {
@@ -204,7 +192,7 @@ inline void quantize_block_q8_K(const float* x, BlockQ8_K& y) noexcept {
 inline void dequantize_row_q2_K(const void* src, float* y, std::int64_t k) {
   ES_CHECK(k % kQKK == 0, "dequantize_row_q2_K: row length ", k, " is not a multiple of ", kQKK);
   for (std::int64_t b = 0; b < k / kQKK; ++b, y += kQKK) {
-    const auto blk = detail::kquant::load_block<BlockQ2_K>(src, b);
+    const auto blk = detail::load_block<BlockQ2_K>(src, b);
     const float d = detail::half_to_float(blk.d), dmin = detail::half_to_float(blk.dmin);
     for (int v0 = 0; v0 < kQKK; v0 += 16) {
       const int j = v0 / 16, h = v0 / 128, s = (v0 % 128) / 32, l0 = v0 % 32;
@@ -218,7 +206,7 @@ inline void dequantize_row_q2_K(const void* src, float* y, std::int64_t k) {
 inline void dequantize_row_q3_K(const void* src, float* y, std::int64_t k) {
   ES_CHECK(k % kQKK == 0, "dequantize_row_q3_K: row length ", k, " is not a multiple of ", kQKK);
   for (std::int64_t b = 0; b < k / kQKK; ++b, y += kQKK) {
-    const auto blk = detail::kquant::load_block<BlockQ3_K>(src, b);
+    const auto blk = detail::load_block<BlockQ3_K>(src, b);
     const float d = detail::half_to_float(blk.d);
     int sc[16];
     detail::kquant::unpack_scales_q3(blk.scales, sc);
@@ -238,7 +226,7 @@ inline void dequantize_row_q3_K(const void* src, float* y, std::int64_t k) {
 inline void dequantize_row_q4_K(const void* src, float* y, std::int64_t k) {
   ES_CHECK(k % kQKK == 0, "dequantize_row_q4_K: row length ", k, " is not a multiple of ", kQKK);
   for (std::int64_t b = 0; b < k / kQKK; ++b, y += kQKK) {
-    const auto blk = detail::kquant::load_block<BlockQ4_K>(src, b);
+    const auto blk = detail::load_block<BlockQ4_K>(src, b);
     const float d = detail::half_to_float(blk.d), dmin = detail::half_to_float(blk.dmin);
     std::uint8_t sc[8], m[8];
     detail::kquant::unpack_scales_k4(blk.scales, sc, m);
@@ -254,7 +242,7 @@ inline void dequantize_row_q4_K(const void* src, float* y, std::int64_t k) {
 inline void dequantize_row_q5_K(const void* src, float* y, std::int64_t k) {
   ES_CHECK(k % kQKK == 0, "dequantize_row_q5_K: row length ", k, " is not a multiple of ", kQKK);
   for (std::int64_t b = 0; b < k / kQKK; ++b, y += kQKK) {
-    const auto blk = detail::kquant::load_block<BlockQ5_K>(src, b);
+    const auto blk = detail::load_block<BlockQ5_K>(src, b);
     const float d = detail::half_to_float(blk.d), dmin = detail::half_to_float(blk.dmin);
     std::uint8_t sc[8], m[8];
     detail::kquant::unpack_scales_k4(blk.scales, sc, m);
@@ -272,7 +260,7 @@ inline void dequantize_row_q5_K(const void* src, float* y, std::int64_t k) {
 inline void dequantize_row_q6_K(const void* src, float* y, std::int64_t k) {
   ES_CHECK(k % kQKK == 0, "dequantize_row_q6_K: row length ", k, " is not a multiple of ", kQKK);
   for (std::int64_t b = 0; b < k / kQKK; ++b, y += kQKK) {
-    const auto blk = detail::kquant::load_block<BlockQ6_K>(src, b);
+    const auto blk = detail::load_block<BlockQ6_K>(src, b);
     const float d = detail::half_to_float(blk.d);
     for (int v = 0; v < kQKK; ++v) {
       const int h = v / 128, t = (v % 128) / 32, l = v % 32;
@@ -296,7 +284,7 @@ inline void quantize_row_q2_K(const float* x, void* dst, std::int64_t k) {
     detail::kquant::pack_2bit(c.q + 128, blk.qs + 32);
     blk.d = c.d;
     blk.dmin = c.dmin;
-    detail::kquant::store_block(blk, dst, b);
+    detail::store_block(dst, b, blk);
   }
 }
 
@@ -316,7 +304,7 @@ inline void quantize_row_q3_K(const float* x, void* dst, std::int64_t k) {
     detail::kquant::pack_2bit(u + 128, blk.qs + 32);
     detail::kquant::pack_scales_q3(c.sc, blk.scales);
     blk.d = c.d;
-    detail::kquant::store_block(blk, dst, b);
+    detail::store_block(dst, b, blk);
   }
 }
 
@@ -332,7 +320,7 @@ inline void quantize_row_q4_K(const float* x, void* dst, std::int64_t k) {
         blk.qs[32 * g + l] = static_cast<std::uint8_t>(c.q[64 * g + l] | c.q[64 * g + 32 + l] << 4);
     blk.d = c.d;
     blk.dmin = c.dmin;
-    detail::kquant::store_block(blk, dst, b);
+    detail::store_block(dst, b, blk);
   }
 }
 
@@ -351,7 +339,7 @@ inline void quantize_row_q5_K(const float* x, void* dst, std::int64_t k) {
       blk.qh[v % 32] = static_cast<std::uint8_t>(blk.qh[v % 32] | (c.q[v] >> 4) << (v / 32));
     blk.d = c.d;
     blk.dmin = c.dmin;
-    detail::kquant::store_block(blk, dst, b);
+    detail::store_block(dst, b, blk);
   }
 }
 
@@ -371,7 +359,7 @@ inline void quantize_row_q6_K(const float* x, void* dst, std::int64_t k) {
     }
     for (int j = 0; j < 16; ++j) blk.scales[j] = static_cast<std::int8_t>(c.sc[j]);
     blk.d = c.d;
-    detail::kquant::store_block(blk, dst, b);
+    detail::store_block(dst, b, blk);
   }
 }
 

@@ -43,24 +43,12 @@
 
 #include "edgespec/core/dtype.hpp"
 #include "edgespec/core/error.hpp"
+#include "edgespec/kernels/block_io.hpp"
 #include "edgespec/kernels/fp16.hpp"
 
 namespace edgespec {
 
 namespace detail::legacy {
-
-template <class Block>
-[[nodiscard]] inline Block load_block(const void* src, std::int64_t b) noexcept {
-  Block blk;
-  std::memcpy(&blk, static_cast<const unsigned char*>(src) + b * static_cast<std::int64_t>(sizeof(Block)),
-              sizeof blk);
-  return blk;
-}
-
-template <class Block>
-inline void store_block(void* dst, std::int64_t b, const Block& blk) noexcept {
-  std::memcpy(static_cast<unsigned char*>(dst) + b * static_cast<std::int64_t>(sizeof(Block)), &blk, sizeof blk);
-}
 
 // a * b rounded to f32 on its own. llama.cpp's reference quantizers are built without FMA, and their bytes depend
 // on this rounding before the following add (weights converted from a quantized checkpoint often land products on
@@ -83,6 +71,19 @@ inline void store_block(void* dst, std::int64_t b, const Block& blk) noexcept {
 [[nodiscard]] inline int trunc_i8(float v) noexcept {
   if (!(v > -2147483648.0f && v < 2147483648.0f)) return 0;
   return static_cast<std::int8_t>(static_cast<std::int32_t>(v));
+}
+
+// The value of largest magnitude in x (n,) (the first of equals; 0 for an empty or all-zero block): the signed
+// maximum llama.cpp's symmetric reference quantizers divide by -(2^(bits-1)), so its sign is the scale's.
+[[nodiscard]] inline float signed_absmax(const float* x, int n) noexcept {
+  float amax = 0.0f, max = 0.0f;
+  for (int j = 0; j < n; ++j) {
+    if (amax < std::fabs(x[j])) {
+      amax = std::fabs(x[j]);
+      max = x[j];
+    }
+  }
+  return max;
 }
 
 // 5-bit quants q (32,) -> nibbles qs (16,) and the fifth bits qh (u32): value j in bit j.
@@ -231,7 +232,7 @@ inline void quantize_row_q4_1(const float* x, void* dst, std::int64_t k) {
     int q[kQK];
     detail::legacy::quantize_affine(x + b * kQK, 15, blk.d, blk.m, q);
     for (int j = 0; j < kQK / 2; ++j) blk.qs[j] = static_cast<std::uint8_t>(q[j] | (q[j + kQK / 2] << 4 & 0xff));
-    detail::legacy::store_block(dst, b, blk);
+    detail::store_block(dst, b, blk);
   }
 }
 
@@ -240,14 +241,7 @@ inline void quantize_row_q5_0(const float* x, void* dst, std::int64_t k) {
   ES_CHECK(k % kQK == 0, "quantize_row_q5_0: row length ", k, " is not a multiple of ", kQK);
   for (std::int64_t b = 0; b < k / kQK; ++b) {
     const float* xb = x + b * kQK;
-    float amax = 0.0f, max = 0.0f;
-    for (int j = 0; j < kQK; ++j) {
-      if (amax < std::fabs(xb[j])) {
-        amax = std::fabs(xb[j]);
-        max = xb[j];
-      }
-    }
-    const float d = max / -16.0f;
+    const float d = detail::legacy::signed_absmax(xb, kQK) / -16.0f;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     BlockQ5_0 blk;
     blk.d = fp32_to_fp16(d);
@@ -257,7 +251,7 @@ inline void quantize_row_q5_0(const float* x, void* dst, std::int64_t k) {
       q[j] = (t < 31 ? t : 31) & 0xff;
     }
     detail::legacy::pack_q5(q, blk.qs, blk.qh);
-    detail::legacy::store_block(dst, b, blk);
+    detail::store_block(dst, b, blk);
   }
 }
 
@@ -269,7 +263,7 @@ inline void quantize_row_q5_1(const float* x, void* dst, std::int64_t k) {
     int q[kQK];
     detail::legacy::quantize_affine(x + b * kQK, 31, blk.d, blk.m, q);
     detail::legacy::pack_q5(q, blk.qs, blk.qh);
-    detail::legacy::store_block(dst, b, blk);
+    detail::store_block(dst, b, blk);
   }
 }
 
@@ -322,7 +316,7 @@ inline void quantize_row_iq4_nl(const float* x, void* dst, std::int64_t k) {
     const float id = ds != 0.0f && std::isfinite(ds) ? 1.0f / ds : 0.0f;
     for (int j = 0; j < kQK / 2; ++j)
       blk.qs[j] = static_cast<std::uint8_t>(nearest_iq4nl(id * xb[j]) | nearest_iq4nl(id * xb[j + kQK / 2]) << 4);
-    detail::legacy::store_block(dst, b, blk);
+    detail::store_block(dst, b, blk);
   }
 }
 
@@ -331,7 +325,7 @@ inline void quantize_row_iq4_nl(const float* x, void* dst, std::int64_t k) {
 inline void dequantize_row_q4_1(const void* src, float* y, std::int64_t k) {
   ES_CHECK(k % kQK == 0, "dequantize_row_q4_1: row length ", k, " is not a multiple of ", kQK);
   for (std::int64_t b = 0; b < k / kQK; ++b) {
-    const auto blk = detail::legacy::load_block<BlockQ4_1>(src, b);
+    const auto blk = detail::load_block<BlockQ4_1>(src, b);
     const float d = fp16_to_fp32(blk.d), m = fp16_to_fp32(blk.m);
     int q[kQK];
     detail::legacy::unpack_q(blk.qs, nullptr, q);
@@ -343,7 +337,7 @@ inline void dequantize_row_q4_1(const void* src, float* y, std::int64_t k) {
 inline void dequantize_row_q5_0(const void* src, float* y, std::int64_t k) {
   ES_CHECK(k % kQK == 0, "dequantize_row_q5_0: row length ", k, " is not a multiple of ", kQK);
   for (std::int64_t b = 0; b < k / kQK; ++b) {
-    const auto blk = detail::legacy::load_block<BlockQ5_0>(src, b);
+    const auto blk = detail::load_block<BlockQ5_0>(src, b);
     const float d = fp16_to_fp32(blk.d);
     int q[kQK];
     detail::legacy::unpack_q(blk.qs, blk.qh, q);
@@ -355,7 +349,7 @@ inline void dequantize_row_q5_0(const void* src, float* y, std::int64_t k) {
 inline void dequantize_row_q5_1(const void* src, float* y, std::int64_t k) {
   ES_CHECK(k % kQK == 0, "dequantize_row_q5_1: row length ", k, " is not a multiple of ", kQK);
   for (std::int64_t b = 0; b < k / kQK; ++b) {
-    const auto blk = detail::legacy::load_block<BlockQ5_1>(src, b);
+    const auto blk = detail::load_block<BlockQ5_1>(src, b);
     const float d = fp16_to_fp32(blk.d), m = fp16_to_fp32(blk.m);
     int q[kQK];
     detail::legacy::unpack_q(blk.qs, blk.qh, q);
@@ -367,7 +361,7 @@ inline void dequantize_row_q5_1(const void* src, float* y, std::int64_t k) {
 inline void dequantize_row_iq4_nl(const void* src, float* y, std::int64_t k) {
   ES_CHECK(k % kQK == 0, "dequantize_row_iq4_nl: row length ", k, " is not a multiple of ", kQK);
   for (std::int64_t b = 0; b < k / kQK; ++b) {
-    const auto blk = detail::legacy::load_block<BlockIQ4_NL>(src, b);
+    const auto blk = detail::load_block<BlockIQ4_NL>(src, b);
     const float d = fp16_to_fp32(blk.d);
     int q[kQK];
     detail::legacy::unpack_q(blk.qs, nullptr, q);
