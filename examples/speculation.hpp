@@ -165,9 +165,9 @@ inline std::pair<std::shared_ptr<const LlamaWeights>, Tokenizer> open_model(cons
 inline ChatTemplate chat_template_for(const LlamaWeights& w, const Args& args) {
   std::optional<std::string> text;
   if (w.gguf != nullptr) text = w.gguf->find_string("tokenizer.chat_template");
-  std::optional<std::string_view> override_name;
-  if (args.has("chat-template")) override_name = args.str("chat-template");
-  return resolve_chat_template(text ? std::optional<std::string_view>(*text) : std::nullopt, override_name);
+  const std::string name = args.str("chat-template");
+  return resolve_chat_template(text ? std::optional<std::string_view>(*text) : std::nullopt,
+                               args.has("chat-template") ? std::optional<std::string_view>(name) : std::nullopt);
 }
 
 // Token ids of a formatted chat text: special tokens parsed (as llama.cpp always does for chat), BOS/EOS as the

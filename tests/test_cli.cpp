@@ -60,6 +60,10 @@ std::vector<std::int32_t> json_ints(const std::string& json, const std::string& 
 
 using edgespec::test::model_path;
 
+namespace {
+const char* const kSmolLM2 = "gguf/smollm2-135m-instruct-q4_1.gguf";
+}  // namespace
+
 TEST_CASE("edgespec-generate --json reproduces the golden continuation, target-only and speculative", "[cli]") {
   const auto golden = edgespec::test::load_golden("stories260K-greedy.jsonl");
   const auto& g = golden.front();
@@ -119,12 +123,81 @@ TEST_CASE("bad input gives a clear error and exit code 1", "[cli]") {
        "has no vocabulary: pass --tokenizer"},
       {bin("edgespec-generate") + " --model /nonexistent.gguf --prompt x", "/nonexistent.gguf: cannot open"},
       {bin("edgespec-synth") + " --shape llama-9b --type q8_0 -o " + tmp + "/x.gguf", "unknown model shape 'llama-9b'"},
+      {bin("edgespec-synth") + " --shape stories260k --type iq2_xs -o " + tmp + "/x.gguf", "unknown weight type 'iq2_xs'"},
+      {gen + " --prompt x --system hi", "--system and --chat-template need --chat"},
+      {bin("edgespec-generate") + " --model " + model_path(kSmolLM2) + " --chat --prompt x --chat-template bogus",
+       "chatml"},  // the message lists the valid names
+      {gen + " --prompt x --stop-at-eos --ignore-eos", "not both"},
   };
   for (const auto& [cmd, message] : cases) {
     INFO(cmd);
     const Run r = run(cmd);
     CHECK(r.status == 1);
     CHECK_THAT(r.out, Catch::Contains("error: ") && Catch::Contains(message));
+  }
+  std::filesystem::remove_all(tmp);
+}
+
+TEST_CASE("edgespec-generate --chat wraps the prompt in the model's chat template as llama.cpp does", "[cli][chat]") {
+  const auto golden = edgespec::test::load_golden("smollm2-q4_1-greedy.jsonl");
+  const std::string gen = bin("edgespec-generate") + " --model " + model_path(kSmolLM2) + " --threads 2 --json";
+  int chats = 0;
+  for (const auto& g : golden) {
+    if (!g.chat) continue;
+    ++chats;
+    INFO(g.prompt);
+    // --ignore-eos: exactly n tokens; the prompt tokens are llama.cpp's for the ChatML-wrapped message
+    const Run r = run(gen + " --chat --ignore-eos -n 6 --prompt " + quote(g.prompt));
+    REQUIRE(r.status == 0);
+    CHECK(json_ints(r.out, "prompt_tokens") == g.prompt_tokens);
+    CHECK(json_ints(r.out, "tokens").size() == 6);
+  }
+  CHECK(chats == 4);
+  // Without --ignore-eos the reply ends at an end-of-generation token (<|im_end|>, id 2) before -n runs out.
+  const Run r = run(gen + " --chat -n 200 --prompt 'What is the capital of France?'");
+  REQUIRE(r.status == 0);
+  const auto tokens = json_ints(r.out, "tokens");
+  REQUIRE(!tokens.empty());
+  CHECK(tokens.size() < 200);
+  CHECK(tokens.back() == 2);
+  // --special parses a hand-written template; plain text does not.
+  const std::string hand = quote("<|im_start|>user\\nHi<|im_end|>");  // printf writes the newline
+  CHECK(json_ints(run(gen + " -n 1 --special --prompt \"$(printf " + hand + ")\"").out, "prompt_tokens") ==
+        std::vector<std::int32_t>{1, 4093, 198, 26843, 2});
+  CHECK(json_ints(run(gen + " -n 1 --prompt \"$(printf " + hand + ")\"").out, "prompt_tokens").size() > 5);
+}
+
+TEST_CASE("edgespec-chat answers turn after turn, prefilling only each turn's new tokens", "[cli][chat]") {
+  for (const std::string extra : {std::string(), std::string(" --draft-quant q8_0 --draft-len 3")}) {
+    INFO("options:" << extra);
+    const Run r = run("printf 'What is the capital of France?\\nAnd of Germany?\\n' | " + bin("edgespec-chat") +
+                      " --model " + model_path(kSmolLM2) + " --threads 2 -n 48" + extra);
+    REQUIRE(r.status == 0);
+    static const std::regex stats("\\[prompt ([0-9]+) tokens");
+    std::vector<int> prompts;
+    for (std::sregex_iterator it(r.out.begin(), r.out.end(), stats), e; it != e; ++it)
+      prompts.push_back(std::stoi((*it)[1].str()));
+    REQUIRE(prompts.size() == 2);
+    CHECK(prompts[0] > 10);
+    // the second turn: "\n<|im_start|>user\nAnd of Germany?<|im_end|>\n<|im_start|>assistant\n" (+ the pending token)
+    CHECK(prompts[1] < prompts[0]);
+    CHECK_THAT(r.out, Catch::Contains("Paris"));
+    CHECK_THAT(r.out, Catch::Contains("template chatml"));
+  }
+}
+
+TEST_CASE("edgespec-convert re-types a GGUF to every weight type, with llama-quantize's fallbacks", "[cli][convert]") {
+  const std::string tmp = (std::filesystem::temp_directory_path() / ("edgespec-cv-" + std::to_string(::getpid()))).string();
+  std::filesystem::create_directories(tmp);
+  for (const char* type : {"q4_1", "q5_0", "q5_1", "iq4_nl", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k"}) {
+    INFO(type);
+    const std::string out = tmp + "/x.gguf";
+    const Run c = run(bin("edgespec-convert") + " " + model_path("gguf/llama2xs-f32.gguf") + " -o " + out + " --type " + type);
+    REQUIRE(c.status == 0);
+    CHECK_THAT(c.out, Catch::Contains("[  48/48]"));  // the progress line of the last tensor
+    const Run g = run(bin("edgespec-generate") + " --model " + out + " --prompt 'Tom and' -n 4 --json");
+    CHECK(g.status == 0);
+    CHECK(json_ints(g.out, "tokens").size() == 4);
   }
   std::filesystem::remove_all(tmp);
 }
