@@ -353,21 +353,35 @@ inline void for_each_position_tile(std::int64_t j0, std::int64_t j1, F&& f) {
   }
 }
 
+// Rows per kernel call at one position in the row-major loop nest of F32/F16/BF16 and Q8_0/Q4_0 weights.
+// AVX-512 builds keep tiles of kTileRows interleaved rows. Other builds stream the rows in turn, so that a
+// thread's rows are one sequential stream (software-prefetched kPrefetchBytes ahead, into the next rows): on
+// Zen 3 (AVX2) SmolLM2's short rows (576 columns: 1152 bytes F16) in 8 interleaved streams, which the hardware
+// prefetchers do not follow, read at ~5 GB/s, in turn at ~9 GB/s (docs/performance.md).
+#if defined(__AVX512F__)
+inline constexpr int kDecodeRows = kTileRows;
+#else
+inline constexpr int kDecodeRows = 1;
+#endif
+
 // Loop nest of one thread's rows [r0, r1) and all n positions; kernel(r, j, Int<R>, Int<P>) computes
 // y[j..j+P, r..r+R]:
 //
 //   for chunk of kPosChunk positions
 //     for tile of kTileRows rows                                  (then single rows)
 //       for tile of kTilePos positions (then 3, 2, 1)
-//         P == 1: kernel(8 rows x 1)      else: kernel(4 rows x P) twice
-template <class Kernel>
+//         P == 1: kernel(kRows1 rows x 1), kTileRows / kRows1 times      else: kernel(4 rows x P) twice
+template <int kRows1, class Kernel>
 inline void for_each_tile(std::int64_t r0, std::int64_t r1, std::int64_t n, Kernel&& kernel) {
+  static_assert(kTileRows % kRows1 == 0, "for_each_tile: kRows1 must divide kTileRows");
   for (std::int64_t c = 0; c < n; c += kPosChunk) {
     const std::int64_t c1 = std::min(n, c + kPosChunk);
     std::int64_t r = r0;
     for (; r + kTileRows <= r1; r += kTileRows)
       for_each_position_tile(c, c1, [&](std::int64_t j, auto pt) {
-        if constexpr (decltype(pt)::value == 1 || kTileRows % 4 != 0) {
+        if constexpr (decltype(pt)::value == 1) {
+          for (int h = 0; h < kTileRows; h += kRows1) kernel(r + h, j, Int<kRows1>{}, pt);
+        } else if constexpr (kTileRows % 4 != 0) {
           kernel(r, j, Int<kTileRows>{}, pt);
         } else {
           for (int h = 0; h < kTileRows; h += 4) kernel(r + h, j, Int<4>{}, pt);
@@ -406,7 +420,7 @@ void matmul_float(ThreadPool& pool, const MatrixView& w, const float* x_in, std:
   const std::int64_t ws = row_bytes(T, w.cols);
   const auto* base = static_cast<const unsigned char*>(w.data);
   auto row_major = [&](std::int64_t r0, std::int64_t r1) {
-    for_each_tile(r0, r1, n, [&](std::int64_t r, std::int64_t j, auto rt, auto pt) {
+    for_each_tile<kDecodeRows>(r0, r1, n, [&](std::int64_t r, std::int64_t j, auto rt, auto pt) {
       dot_tile_float<T, decltype(rt)::value, decltype(pt)::value>(base + r * ws, ws, x + j * cols.value(),
                                                                   cols.value(), cols, y + j * w.rows + r, w.rows);
     });
@@ -489,7 +503,7 @@ void matmul_quant(ThreadPool& pool, const MatrixView& w, const float* x, std::in
   const PackedX* xs = views.data();
 
   auto row_major = [&](std::int64_t r0, std::int64_t r1) {
-    for_each_tile(r0, r1, n, [&](std::int64_t r, std::int64_t j, auto rt, auto pt) {
+    for_each_tile<kDecodeRows>(r0, r1, n, [&](std::int64_t r, std::int64_t j, auto rt, auto pt) {
       constexpr int R = decltype(rt)::value;
       for (int p = 0; p < decltype(pt)::value; ++p) {
         float out[R];
@@ -542,7 +556,7 @@ void matmul_block(ThreadPool& pool, const MatrixView& w, const float* x, std::in
     prepare_activations<DType::Q8_0>(pool, x, n, cols, views.data());
     const PackedX* xs = views.data();
     pool.parallel_for(w.rows, [&](std::int64_t r0, std::int64_t r1) {
-      for_each_tile(r0, r1, n, [&](std::int64_t r, std::int64_t j, auto rt, auto pt) {
+      for_each_tile<kTileRows>(r0, r1, n, [&](std::int64_t r, std::int64_t j, auto rt, auto pt) {
         constexpr int R = decltype(rt)::value;
         for (int p = 0; p < decltype(pt)::value; ++p) {
           float out[R];
@@ -564,7 +578,7 @@ void matmul_block(ThreadPool& pool, const MatrixView& w, const float* x, std::in
     if (n * cols <= 65536) quantize(0, n);
     else pool.parallel_for(n, quantize);
     pool.parallel_for(w.rows, [&](std::int64_t r0, std::int64_t r1) {
-      for_each_tile(r0, r1, n, [&](std::int64_t r, std::int64_t j, auto rt, auto pt) {
+      for_each_tile<kTileRows>(r0, r1, n, [&](std::int64_t r, std::int64_t j, auto rt, auto pt) {
         constexpr int R = decltype(rt)::value;
         for (int p = 0; p < decltype(pt)::value; ++p) {
           float out[R];

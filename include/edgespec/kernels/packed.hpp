@@ -38,7 +38,24 @@
 #include <memory>
 #include <new>
 
-#if defined(__AVX512F__)
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
+// Whether this build has the packed kernels, and which: AVX-512 with VNNI (EDGESPEC_PACKED_AVX512), or AVX2 with
+// FMA and F16C in a build without AVX-512; without them nothing is packed.
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
+#define EDGESPEC_PACKED_KERNELS 1
+#define EDGESPEC_PACKED_AVX512 1
+#elif defined(__AVX2__) && defined(__FMA__) && defined(__F16C__) && !defined(__AVX512F__)
+#define EDGESPEC_PACKED_KERNELS 1
+#define EDGESPEC_PACKED_AVX512 0
+#else
+#define EDGESPEC_PACKED_KERNELS 0
+#define EDGESPEC_PACKED_AVX512 0
+#endif
+
+#if EDGESPEC_PACKED_KERNELS
 #include <immintrin.h>
 #endif
 
@@ -48,14 +65,7 @@
 
 namespace edgespec {
 
-// Whether this build has the packed kernels (AVX-512 with VNNI); without them nothing is packed.
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
-#define EDGESPEC_PACKED_KERNELS 1
-inline constexpr bool kPackedKernels = true;
-#else
-#define EDGESPEC_PACKED_KERNELS 0
-inline constexpr bool kPackedKernels = false;
-#endif
+inline constexpr bool kPackedKernels = EDGESPEC_PACKED_KERNELS != 0;
 
 inline constexpr int kPackRows = 16;
 
@@ -95,13 +105,34 @@ inline constexpr int kPackRows = 16;
   return rows / kPackRows * packed_group_bytes(t, cols / block_values(t));
 }
 
-// An uninitialized 64-byte aligned buffer shared by the views into it.
+// An uninitialized 64-byte aligned buffer shared by the views into it. One of kHugePage bytes or more is
+// kHugePage-aligned and, on Linux, advised to be backed by transparent huge pages (honoured when
+// /sys/kernel/mm/transparent_hugepage/enabled is "always" or "madvise"): a decode step streams every packed
+// matrix once, and with 4 KiB pages that is a TLB miss per page. On Zen 3 (AVX2, SmolLM2 decode, 1 thread)
+// huge pages gave +12-23% tok/s for F16, Q8_0 and Q4_0 (docs/performance.md).
+inline constexpr std::size_t kHugePage = std::size_t{2} << 20;
+
 [[nodiscard]] inline std::shared_ptr<std::byte> allocate_aligned(std::size_t bytes) {
-  const std::size_t size = std::max<std::size_t>(64, (bytes + 63) / 64 * 64);
-  void* p = std::aligned_alloc(64, size);
+  const bool huge = bytes >= kHugePage;
+  const std::size_t align = huge ? kHugePage : 64;
+  const std::size_t size = std::max<std::size_t>(64, (bytes + align - 1) / align * align);
+  void* p = std::aligned_alloc(align, size);
   if (p == nullptr) throw std::bad_alloc();
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  if (huge) (void)madvise(p, size, MADV_HUGEPAGE);  // advice only: without THP the pages stay 4 KiB
+#endif
   return {static_cast<std::byte*>(p), [](std::byte* q) { std::free(q); }};
 }
+
+namespace detail {
+// 16 F16 rows (ws bytes apart) -> one group: column c at out + 32c. Column by column, so the writes are
+// sequential and the 16 rows' current lines stay in L1 (a plain function: as a lambda capturing by reference
+// GCC 12 reloaded the captures per value, 10x slower).
+inline void pack_group_f16(const unsigned char* in, std::int64_t ws, std::int64_t cols, unsigned char* out) noexcept {
+  for (std::int64_t c = 0; c < cols; ++c)
+    for (int r = 0; r < kPackRows; ++r) std::memcpy(out + c * 2 * kPackRows + r * 2, in + r * ws + c * 2, 2);
+}
+}  // namespace detail
 
 // Row-major Q8_0/Q4_0/F16 rows (rows, cols) at src -> their whole groups at dst (packed_bytes(t, rows, cols)).
 inline void pack_rows(DType t, const void* src, std::int64_t rows, std::int64_t cols, void* dst,
@@ -122,10 +153,7 @@ inline void pack_rows(DType t, const void* src, std::int64_t rows, std::int64_t 
   if (t == DType::F16) {
     const std::int64_t ws = 2 * cols, gs = packed_group_bytes(t, cols);
     run([&](std::int64_t g0, std::int64_t g1) {
-      for (std::int64_t g = g0; g < g1; ++g)
-        for (int r = 0; r < kPackRows; ++r)
-          for (std::int64_t c = 0; c < cols; ++c)
-            std::memcpy(out + g * gs + c * 2 * kPackRows + r * 2, in + (g * kPackRows + r) * ws + c * 2, 2);
+      for (std::int64_t g = g0; g < g1; ++g) detail::pack_group_f16(in + g * kPackRows * ws, ws, cols, out + g * gs);
     });
     return;
   }
@@ -158,20 +186,36 @@ inline void pack_rows(DType t, const void* src, std::int64_t rows, std::int64_t 
 
 namespace detail {
 
-// Bytes ahead in a group's stream that packed_tile<T, P> software-prefetches each pair's cache lines; 0 leaves
-// the stream to the hardware prefetchers. Measured on the development VM's Zen 5 host (docs/performance.md):
-// Q8_0 at one position (decode), the least work per byte, reads more without (0.86 vs 0.81 of the probe at
-// 1 thread, interleaved in one process); with more work per byte, Q4_0 (46 vs 28 tok/s at 1 thread) and
-// tiles of 2-4 positions (verification) need it. On an earlier host 4 KiB also won for Q8_0 decode.
+// Bytes ahead in a group's stream that packed_tile<T, P> software-prefetches; 0 leaves the stream to the
+// hardware prefetchers. Measured (docs/performance.md):
+//   AVX-512, the development VM's Zen 5 host: Q8_0 at one position (decode), the least work per byte, reads
+//   more without (0.86 vs 0.81 of the probe at 1 thread, interleaved in one process); with more work per byte,
+//   Q4_0 (46 vs 28 tok/s at 1 thread) and tiles of 2-4 positions (verification) need it. On an earlier host
+//   4 KiB also won for Q8_0 decode.
+//   AVX2, Zen 3 (SmolLM2 decode, variants alternated in one process): 4 KiB for Q8_0 (~35% more tok/s than
+//   none at 1 thread) and Q4_0; 1 KiB for F16 (~10% more than 4 KiB at 1 thread).
 #ifndef EDGESPEC_PACKED_PREFETCH_BYTES
 #define EDGESPEC_PACKED_PREFETCH_BYTES 4096
 #endif
 #ifndef EDGESPEC_PACKED_PREFETCH_Q8_0_DECODE
+#if EDGESPEC_PACKED_AVX512
 #define EDGESPEC_PACKED_PREFETCH_Q8_0_DECODE 0
+#else
+#define EDGESPEC_PACKED_PREFETCH_Q8_0_DECODE EDGESPEC_PACKED_PREFETCH_BYTES
+#endif
+#endif
+#ifndef EDGESPEC_PACKED_PREFETCH_F16
+#if EDGESPEC_PACKED_AVX512
+#define EDGESPEC_PACKED_PREFETCH_F16 EDGESPEC_PACKED_PREFETCH_BYTES
+#else
+#define EDGESPEC_PACKED_PREFETCH_F16 1024
+#endif
 #endif
 template <DType T, int P>
 inline constexpr std::int64_t kPackedPrefetchBytes =
-    T == DType::Q8_0 && P == 1 ? EDGESPEC_PACKED_PREFETCH_Q8_0_DECODE : EDGESPEC_PACKED_PREFETCH_BYTES;
+    T == DType::Q8_0 && P == 1 ? EDGESPEC_PACKED_PREFETCH_Q8_0_DECODE
+    : T == DType::F16          ? EDGESPEC_PACKED_PREFETCH_F16
+                               : EDGESPEC_PACKED_PREFETCH_BYTES;
 
 // Activations of one position prepared for the packed kernels: (cols,) int8, then per block d_x and the
 // dpbusd seed -offset * sum(x) (offset 128 for Q8_0, 8 for Q4_0).
@@ -181,7 +225,7 @@ struct PackedX {
   const std::int32_t* seed;  // (nb,)
 };
 
-#if EDGESPEC_PACKED_KERNELS
+#if EDGESPEC_PACKED_AVX512
 [[nodiscard]] inline __m512i broadcast4(const std::int8_t* p) noexcept {
   std::int32_t v;
   std::memcpy(&v, p, 4);
@@ -263,6 +307,141 @@ inline void packed_tile_f16(const unsigned char* group, std::int64_t cols, const
   }
   for (int p = 0; p < P; ++p)
     _mm512_storeu_ps(y + p * ys, _mm512_add_ps(_mm512_add_ps(acc[p][0], acc[p][1]), _mm512_add_ps(acc[p][2], acc[p][3])));
+}
+#elif EDGESPEC_PACKED_KERNELS
+// AVX2: a 256-bit load is half of a 16-row chunk, rows [8h, 8h + 8) (h = 0, 1), and one vector of 8 lanes holds
+// those rows' partial sums. Without vpdpbusd the integer dot is vpmaddubsw (u8 x s8 -> int16 pairs, saturating)
+// and vpmaddwd (int16 pairs -> int32):
+//
+//   Q4_0  lo/hi nibbles (u8 0..15) . x: every int16 pair sum |.| <= 2 * 15 * 128, so all 8 products of a block
+//         (4 chunks x lo, hi) add up in int16 (<= 30720) before one vpmaddwd; dot = that + seed (-8 sum(x))
+//   Q8_0  the stored u8 = q + 128 would overflow int16 (2 * 255 * 127), so q = u ^ 0x80 and
+//         |q| . sign(x, q) per chunk (<= 2 * 128 * 127), one vpmaddwd each
+//
+// Both give exactly the integer dot of the AVX-512 kernel, then the same y_r += (d_w,r * d_x) * float(dot) per
+// block, so packed results are the same floats on both targets. One position (decode) runs the group's two
+// halves in one pass (one sequential read); 2-4 positions run them as two passes (the second from L1/L2), so
+// that P positions' accumulators and the chunk's operands fit the 16 vector registers.
+
+[[nodiscard]] inline __m256i broadcast4(const std::int8_t* p) noexcept {
+  std::int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm256_set1_epi32(v);
+}
+
+// Rows [8 h0, 8 (h0 + H)) of one group @ P prepared positions -> y[p * ys + (8 h0 ..)].
+template <DType T, int P, int H>
+inline void packed_rows(const unsigned char* group, int h0, std::int64_t nb, const PackedX* xs, float* y,
+                        std::int64_t ys) noexcept {
+  constexpr std::int64_t kAhead = kPackedPrefetchBytes<T, P>;
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc[H][P];
+  for (int h = 0; h < H; ++h)
+    for (int p = 0; p < P; ++p) acc[h][p] = _mm256_setzero_ps();
+  // Software prefetch kAhead bytes ahead, one line per 64-byte chunk as it is read (and a pair's scale line
+  // with its second block), in the first half's pass only: the second finds the group in cache.
+  auto prefetch = [h0](const unsigned char* line) {
+    if (kAhead > 0 && h0 == 0) _mm_prefetch(reinterpret_cast<const char*>(line + kAhead), _MM_HINT_T0);
+  };
+  for (std::int64_t b = 0; b < nb; ++b) {
+    const unsigned char* q = group + packed_quant_offset(T, b) + 32 * h0;
+    if (b % 2 == 1) prefetch(group + packed_scale_offset(T, b - 1));
+    __m256i dot[H][P];
+    if constexpr (T == DType::Q8_0) {
+      for (int h = 0; h < H; ++h)
+        for (int p = 0; p < P; ++p) dot[h][p] = _mm256_setzero_si256();
+      for (int k = 0; k < 8; ++k) {
+        prefetch(q + 64 * k);
+        for (int h = 0; h < H; ++h) {
+          const __m256i w = _mm256_xor_si256(_mm256_load_si256(reinterpret_cast<const __m256i*>(q + 64 * k + 32 * h)),
+                                             _mm256_set1_epi8(-128));
+          const __m256i aw = _mm256_abs_epi8(w);
+          for (int p = 0; p < P; ++p) {
+            const __m256i sx = _mm256_sign_epi8(broadcast4(xs[p].q + b * kQK + 4 * k), w);
+            dot[h][p] = _mm256_add_epi32(dot[h][p], _mm256_madd_epi16(_mm256_maddubs_epi16(aw, sx), ones));
+          }
+        }
+      }
+    } else {
+      const __m256i mask = _mm256_set1_epi8(0x0f);
+      __m256i s[H][P];  // int16 pair sums of the block
+      for (int h = 0; h < H; ++h)
+        for (int p = 0; p < P; ++p) s[h][p] = _mm256_setzero_si256();
+      for (int k = 0; k < 4; ++k) {
+        prefetch(q + 64 * k);
+        for (int h = 0; h < H; ++h) {
+          const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(q + 64 * k + 32 * h));
+          const __m256i lo = _mm256_and_si256(v, mask), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), mask);
+          for (int p = 0; p < P; ++p) {
+            const std::int8_t* x = xs[p].q + b * kQK + 4 * k;
+            s[h][p] = _mm256_add_epi16(s[h][p], _mm256_add_epi16(_mm256_maddubs_epi16(lo, broadcast4(x)),
+                                                                 _mm256_maddubs_epi16(hi, broadcast4(x + 16))));
+          }
+        }
+      }
+      for (int h = 0; h < H; ++h)
+        for (int p = 0; p < P; ++p)
+          dot[h][p] = _mm256_add_epi32(_mm256_madd_epi16(s[h][p], ones), _mm256_set1_epi32(xs[p].seed[b]));
+    }
+    const unsigned char* scales = group + packed_scale_offset(T, b) + 16 * h0;
+    for (int h = 0; h < H; ++h) {
+      const __m256 dw = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(scales + 16 * h)));
+      for (int p = 0; p < P; ++p) {
+        const __m256 d = _mm256_mul_ps(dw, _mm256_set1_ps(xs[p].d[b]));
+        acc[h][p] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot[h][p]), acc[h][p]);
+      }
+    }
+  }
+  for (int h = 0; h < H; ++h)
+    for (int p = 0; p < P; ++p) _mm256_storeu_ps(y + p * ys + 8 * (h0 + h), acc[h][p]);
+}
+
+// One group (16 rows) @ P prepared positions -> y[p * ys + (0..16)], the same operation sequence whatever P.
+template <DType T, int P>
+inline void packed_tile(const unsigned char* group, std::int64_t nb, const PackedX* xs, float* y,
+                        std::int64_t ys) noexcept {
+  if constexpr (P == 1) {
+    packed_rows<T, 1, 2>(group, 0, nb, xs, y, ys);
+  } else {
+    packed_rows<T, P, 1>(group, 0, nb, xs, y, ys);
+    packed_rows<T, P, 1>(group, 1, nb, xs, y, ys);
+  }
+}
+
+// Rows [8 h0, 8 (h0 + H)) of one F16 group @ P positions: per row and position two accumulators, even and
+// odd columns, added at the end.
+template <int P, int H>
+inline void packed_rows_f16(const unsigned char* group, int h0, std::int64_t cols, const float* x, std::int64_t xs,
+                            float* y, std::int64_t ys) noexcept {
+  constexpr std::int64_t kAhead = kPackedPrefetchBytes<DType::F16, P>;
+  __m256 acc[H][P][2];
+  for (int h = 0; h < H; ++h)
+    for (int p = 0; p < P; ++p) acc[h][p][0] = acc[h][p][1] = _mm256_setzero_ps();
+  for (std::int64_t c = 0; c < cols; c += 2) {
+    const unsigned char* col = group + c * 2 * kPackRows + 16 * h0;  // 2 columns: one cache line
+    if constexpr (kAhead > 0)
+      if (h0 == 0) _mm_prefetch(reinterpret_cast<const char*>(col + kAhead), _MM_HINT_T0);
+    for (int k = 0; k < 2; ++k)
+      for (int h = 0; h < H; ++h) {
+        const __m256 w = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(col + 32 * k + 16 * h)));
+        for (int p = 0; p < P; ++p) acc[h][p][k] = _mm256_fmadd_ps(w, _mm256_broadcast_ss(x + p * xs + c + k), acc[h][p][k]);
+      }
+  }
+  for (int h = 0; h < H; ++h)
+    for (int p = 0; p < P; ++p) _mm256_storeu_ps(y + p * ys + 8 * (h0 + h), _mm256_add_ps(acc[h][p][0], acc[h][p][1]));
+}
+
+// One F16 group (16 rows, cols % 4 == 0) @ P positions x (P, cols) f32, rows xs apart -> y[p * ys + (0..16)],
+// with the same operation sequence whatever P.
+template <int P>
+inline void packed_tile_f16(const unsigned char* group, std::int64_t cols, const float* x, std::int64_t xs,
+                            float* y, std::int64_t ys) noexcept {
+  if constexpr (P == 1) {
+    packed_rows_f16<1, 2>(group, 0, cols, x, xs, y, ys);
+  } else {
+    packed_rows_f16<P, 1>(group, 0, cols, x, xs, y, ys);
+    packed_rows_f16<P, 1>(group, 1, cols, x, xs, y, ys);
+  }
 }
 #endif
 

@@ -360,18 +360,30 @@ inline LlamaWeights load_llama2c_int8(std::shared_ptr<MappedFile> file) {
 // Gives every Q8_0/Q4_0/F16 layer matrix and the classifier a packed copy (kernels/packed.hpp) that matmul
 // streams instead of the row-major rows; a no-op in builds without the packed kernels. The row-major views
 // stay valid (embedding lookups, rows past the last whole group, export). Memory: one copy of those
-// matrices, the same size as in the file; the file's pages then stay in the page cache only.
+// matrices, the same size as in the file, in one buffer (on huge pages where the system grants them, see
+// allocate_aligned); the file's pages then stay in the page cache only.
 inline void pack_weights(LlamaWeights& w, ThreadPool* pool = nullptr) {
   if constexpr (!kPackedKernels) return;
-  auto pack = [&](MatrixView& m) {
-    if (!packable(m.type, m.cols) || m.rows < kPackRows || m.packed != nullptr) return;
-    w.packed_owned.push_back(allocate_aligned(static_cast<std::size_t>(packed_bytes(m.type, m.rows, m.cols))));
-    pack_rows(m.type, m.data, m.rows, m.cols, w.packed_owned.back().get(), pool);
-    m.packed = w.packed_owned.back().get();
+  std::vector<MatrixView*> todo;
+  auto want = [&](MatrixView& m) {
+    if (packable(m.type, m.cols) && m.rows >= kPackRows && m.packed == nullptr) todo.push_back(&m);
   };
   for (LayerWeights& L : w.layers)
-    for (MatrixView* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w1, &L.w2, &L.w3}) pack(*m);
-  pack(w.output);
+    for (MatrixView* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w1, &L.w2, &L.w3}) want(*m);
+  want(w.output);
+  auto size = [](const MatrixView& m) {  // a multiple of 64 bytes, so every copy stays 64-byte aligned
+    return static_cast<std::size_t>((packed_bytes(m.type, m.rows, m.cols) + 63) / 64 * 64);
+  };
+  std::size_t total = 0;
+  for (const MatrixView* m : todo) total += size(*m);
+  if (total == 0) return;
+  w.packed_owned.push_back(allocate_aligned(total));
+  std::byte* dst = w.packed_owned.back().get();
+  for (MatrixView* m : todo) {
+    pack_rows(m->type, m->data, m->rows, m->cols, dst, pool);
+    m->packed = dst;
+    dst += size(*m);
+  }
 }
 
 struct LoadOptions {
