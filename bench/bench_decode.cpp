@@ -133,6 +133,16 @@ BENCHMARK_CAPTURE(BM_decode, f32, DType::F32, true)->Apply(decode_args);
 BENCHMARK_CAPTURE(BM_decode, f16, DType::F16, true)->Apply(decode_args);
 BENCHMARK_CAPTURE(BM_decode, q8_0, DType::Q8_0, true)->Apply(decode_args);
 BENCHMARK_CAPTURE(BM_decode, q4_0, DType::Q4_0, true)->Apply(decode_args);
+// The types of downloaded GGUF files (llama.cpp's presets and their fallbacks), row-major with their own kernels.
+BENCHMARK_CAPTURE(BM_decode, q4_1, DType::Q4_1, true)->Apply(decode_args);
+BENCHMARK_CAPTURE(BM_decode, q5_0, DType::Q5_0, true)->Apply(decode_args);
+BENCHMARK_CAPTURE(BM_decode, q5_1, DType::Q5_1, true)->Apply(decode_args);
+BENCHMARK_CAPTURE(BM_decode, iq4_nl, DType::IQ4_NL, true)->Apply(decode_args);
+BENCHMARK_CAPTURE(BM_decode, q2_k, DType::Q2_K, true)->Apply(decode_args);
+BENCHMARK_CAPTURE(BM_decode, q3_k, DType::Q3_K, true)->Apply(decode_args);
+BENCHMARK_CAPTURE(BM_decode, q4_k, DType::Q4_K, true)->Apply(decode_args);
+BENCHMARK_CAPTURE(BM_decode, q5_k, DType::Q5_K, true)->Apply(decode_args);
+BENCHMARK_CAPTURE(BM_decode, q6_k, DType::Q6_K, true)->Apply(decode_args);
 BENCHMARK_CAPTURE(BM_decode, q8_0_row_major, DType::Q8_0, false)->Apply(decode_args);
 BENCHMARK_CAPTURE(BM_decode, f16_row_major, DType::F16, false)->Apply(decode_args);
 BENCHMARK_CAPTURE(BM_verify, q8_0, DType::Q8_0)
@@ -142,6 +152,11 @@ BENCHMARK_CAPTURE(BM_verify, q8_0, DType::Q8_0)
     ->Iterations(5);
 BENCHMARK_CAPTURE(BM_verify, q4_0, DType::Q4_0)
     ->ArgsProduct({{1, 2, 4, 8, 16}, {2}})
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(5);
+BENCHMARK_CAPTURE(BM_verify, q4_k, DType::Q4_K)
+    ->ArgsProduct({{1, 2, 4, 8}, {1, 2}})
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond)
     ->Iterations(5);

@@ -21,7 +21,7 @@
 //                      acceptance meaningless there, so they report what a round costs, not a speedup.
 //
 // SmolLM2-135M-Instruct (the "smollm2/..." cases): the real-model case. The F16 target is the distributed Q4_1
-// file converted in memory (requantize); drafters are its Q8_0 / Q4_0 / Q4_K copies or the target with layers
+// file converted in memory (requantize); drafters are its Q8_0 / Q6_K / Q4_K / Q4_0 copies or the target with layers
 // skipped; the prompt is a translation request wrapped by its chat template; 2 threads; greedy, 128 tokens.
 //
 // The reference pair (stories260K, llama2xs) has 0.27M parameters: a forward is tens of microseconds, so call
@@ -320,13 +320,13 @@ void register_all() {
     };
     return c;
   };
-  for (const DType t : {DType::Q8_0, DType::Q4_K, DType::Q4_0}) {
+  for (const DType t : {DType::Q8_0, DType::Q6_K, DType::Q4_K, DType::Q4_0}) {
     std::string lower(name(t));
     std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char ch) { return std::tolower(ch); });
     auto copy = [t](Case& c) { c.draft = requantized("smollm2-f16", c.target, t); };
     add<Pipeline<Draft<>, Target<>, DraftLen<3>>>("smollm2/" + lower + "-copy/DraftLen<3>",
                                                   smollm2_case(lower + " copy", copy), 4);
-    if (t == DType::Q8_0) {
+    if (t != DType::Q4_K) {
       add<Pipeline<Draft<>, Target<>, DraftLen<2>>>("smollm2/" + lower + "-copy/DraftLen<2>",
                                                     smollm2_case(lower + " copy", copy), 4);
       add<Pipeline<Draft<>, Target<>, DraftLen<4>>>("smollm2/" + lower + "-copy/DraftLen<4>",
@@ -338,6 +338,7 @@ void register_all() {
       {"odd layers", {1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29}},
       {"layers 20-27", {20, 21, 22, 23, 24, 25, 26, 27}},
       {"every third layer", {2, 5, 8, 11, 14, 17, 20, 23, 26}},
+      {"layer 28", {28}},
   };
   for (const auto& [what, layers] : skips) {
     auto self = [layers](Case& c) {
