@@ -389,8 +389,9 @@ TEST_CASE("quants_k: matmul against a double reference, batched, threaded", "[qu
   struct Shape {
     std::int64_t rows, cols, n;
   };
-  const Shape shapes[] = {{1, 256, 1},  {3, 256, 33},   {8, 512, 2}, {67, 2048, 5},
-                          {24, 768, 9}, {13, 1536, 16}, {9, 1536, 1}};
+  std::vector<Shape> shapes = {{1, 256, 1},  {3, 256, 33},   {8, 512, 2}, {67, 2048, 5},
+                               {24, 768, 9}, {13, 1536, 16}, {9, 1536, 1}};
+  for (std::int64_t n = 1; n <= 33; ++n) shapes.push_back({11, n % 2 != 0 ? 256 : 1536, n});  // every n
   ThreadPool one(1), two(2);
   for (DType t : kTypes) {
     DYNAMIC_SECTION(name(t)) {
