@@ -6,6 +6,7 @@
 //   EDGESPEC_BENCH_DIR     where the synthetic models are written once (default: ./bench-models)
 //   EDGESPEC_BENCH_SHAPE   shape name for edgespec-synth (default llama-3.2-1b)
 //   EDGESPEC_BENCH_LAYERS  override the layer count (quick runs); 0 = the shape's
+//   EDGESPEC_BENCH_MODEL   also measure this GGUF file as it is (BM_decode/file, BM_verify/file)
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -28,17 +29,42 @@ using namespace edgespec;
 
 using bench::env_or;
 
-// The synthetic model of one weight type, written on first use and kept in EDGESPEC_BENCH_DIR; loaded as
-// load_weights does by default (Q8_0/Q4_0/F16 packed) or, with pack = false, with row-major matrices only.
-std::shared_ptr<const LlamaWeights> model_of(DType type, bool pack = true) {
-  static std::map<std::pair<DType, bool>, std::shared_ptr<const LlamaWeights>> cache;
-  if (auto it = cache.find({type, pack}); it != cache.end()) return it->second;
+// What a case runs: the synthetic model of one weight type, written on first use and kept in
+// EDGESPEC_BENCH_DIR, loaded as load_weights does by default (Q8_0/Q4_0/F16 packed) or, with pack = false, with
+// row-major matrices only; or, with `file` set (EDGESPEC_BENCH_MODEL), that GGUF file as it is (all its types).
+struct Source {
+  DType type = DType::F32;
+  bool pack = true;
+  std::string file;
+
+  [[nodiscard]] std::string key() const {
+    return file.empty() ? std::string(name(type)) + (pack ? "" : " row-major") : file;
+  }
+  [[nodiscard]] std::string label(const LlamaWeights& w) const {
+    if (file.empty()) return key();
+    return std::filesystem::path(file).filename().string() + " (" + std::string(name(w.config.weight_type)) + ")";
+  }
+};
+
+Source synthetic(DType type, bool pack = true) {
+  Source src;
+  src.type = type;
+  src.pack = pack;
+  return src;
+}
+
+std::shared_ptr<const LlamaWeights> model_of(const Source& src) {
+  static std::map<std::string, std::shared_ptr<const LlamaWeights>> cache;
+  if (auto it = cache.find(src.key()); it != cache.end()) return it->second;
   cache.clear();  // one model in memory at a time
-  const std::string shape = env_or("EDGESPEC_BENCH_SHAPE", "llama-3.2-1b");
-  const int layers = std::atoi(env_or("EDGESPEC_BENCH_LAYERS", "0").c_str());
-  const std::string path = bench::synthetic_model(shape, type, layers, 4096);
-  auto w = std::make_shared<const LlamaWeights>(load_weights(path, {.pack = pack}));
-  cache[{type, pack}] = w;
+  std::string path = src.file;
+  if (path.empty()) {
+    const std::string shape = env_or("EDGESPEC_BENCH_SHAPE", "llama-3.2-1b");
+    const int layers = std::atoi(env_or("EDGESPEC_BENCH_LAYERS", "0").c_str());
+    path = bench::synthetic_model(shape, src.type, layers, 4096);
+  }
+  auto w = std::make_shared<const LlamaWeights>(load_weights(path, {.pack = src.pack}));
+  cache[src.key()] = w;
   return w;
 }
 
@@ -54,9 +80,9 @@ double median(std::vector<double> v) {
 // kRoundTokens timed as one benchmark iteration; after each round one read-probe pass over 1 GiB, untimed.
 // weights_GB/s = bytes of weights per token x tok/s; ratio = median over rounds of weights_GB/s / probe_GB/s,
 // each round against the probe pass next to it, so drifting load on the machine hits both alike.
-void BM_decode(benchmark::State& state, DType type, bool pack) {
+void BM_decode(benchmark::State& state, const Source& src) {
   const int threads = static_cast<int>(state.range(0));
-  auto w = model_of(type, pack);
+  auto w = model_of(src);
   ThreadPool pool(threads);
   bench::ReadProbe probe(pool, std::size_t{1} << 30);
   Transformer<> model(w, pool, kCtx);
@@ -85,15 +111,14 @@ void BM_decode(benchmark::State& state, DType type, bool pack) {
   state.counters["probe_GB/s"] = median(probe_gbs);
   state.counters["ratio"] = median(ratio);
   state.counters["weights_MB"] = bytes / 1e6;
-  state.SetLabel(std::string(name(type)) + (packable(type) && !pack ? " row-major" : "") + ", " +
-                 std::to_string(threads) + " thread(s)");
+  state.SetLabel(src.label(*w) + ", " + std::to_string(threads) + " thread(s)");
 }
 
 // Verification cost: one forward over n positions (all logits), divided by a forward over one position.
-void BM_verify(benchmark::State& state, DType type) {
+void BM_verify(benchmark::State& state, const Source& src) {
   const int n = static_cast<int>(state.range(0));
   const int threads = static_cast<int>(state.range(1));
-  auto w = model_of(type);
+  auto w = model_of(src);
   ThreadPool pool(threads);
   Transformer<> model(w, pool, kCtx);
   std::vector<std::int32_t> prompt(64);
@@ -119,7 +144,7 @@ void BM_verify(benchmark::State& state, DType type) {
   }
   state.counters["cost_vs_n1"] = best / t1;
   state.counters["ms_per_forward"] = best * 1e3;
-  state.SetLabel(std::string(name(type)) + ", n=" + std::to_string(n) + ", " + std::to_string(threads) + " thread(s)");
+  state.SetLabel(src.label(*w) + ", n=" + std::to_string(n) + ", " + std::to_string(threads) + " thread(s)");
 }
 
 // 1 and 2 threads, 12 rounds each
@@ -129,36 +154,54 @@ void decode_args(benchmark::internal::Benchmark* b) {
 
 }  // namespace
 
-BENCHMARK_CAPTURE(BM_decode, f32, DType::F32, true)->Apply(decode_args);
-BENCHMARK_CAPTURE(BM_decode, f16, DType::F16, true)->Apply(decode_args);
-BENCHMARK_CAPTURE(BM_decode, q8_0, DType::Q8_0, true)->Apply(decode_args);
-BENCHMARK_CAPTURE(BM_decode, q4_0, DType::Q4_0, true)->Apply(decode_args);
+BENCHMARK_CAPTURE(BM_decode, f32, synthetic(DType::F32))->Apply(decode_args);
+BENCHMARK_CAPTURE(BM_decode, f16, synthetic(DType::F16))->Apply(decode_args);
+BENCHMARK_CAPTURE(BM_decode, q8_0, synthetic(DType::Q8_0))->Apply(decode_args);
+BENCHMARK_CAPTURE(BM_decode, q4_0, synthetic(DType::Q4_0))->Apply(decode_args);
 // The types of downloaded GGUF files (llama.cpp's presets and their fallbacks), row-major with their own kernels.
-BENCHMARK_CAPTURE(BM_decode, q4_1, DType::Q4_1, true)->Apply(decode_args);
-BENCHMARK_CAPTURE(BM_decode, q5_0, DType::Q5_0, true)->Apply(decode_args);
-BENCHMARK_CAPTURE(BM_decode, q5_1, DType::Q5_1, true)->Apply(decode_args);
-BENCHMARK_CAPTURE(BM_decode, iq4_nl, DType::IQ4_NL, true)->Apply(decode_args);
-BENCHMARK_CAPTURE(BM_decode, q2_k, DType::Q2_K, true)->Apply(decode_args);
-BENCHMARK_CAPTURE(BM_decode, q3_k, DType::Q3_K, true)->Apply(decode_args);
-BENCHMARK_CAPTURE(BM_decode, q4_k, DType::Q4_K, true)->Apply(decode_args);
-BENCHMARK_CAPTURE(BM_decode, q5_k, DType::Q5_K, true)->Apply(decode_args);
-BENCHMARK_CAPTURE(BM_decode, q6_k, DType::Q6_K, true)->Apply(decode_args);
-BENCHMARK_CAPTURE(BM_decode, q8_0_row_major, DType::Q8_0, false)->Apply(decode_args);
-BENCHMARK_CAPTURE(BM_decode, f16_row_major, DType::F16, false)->Apply(decode_args);
-BENCHMARK_CAPTURE(BM_verify, q8_0, DType::Q8_0)
+BENCHMARK_CAPTURE(BM_decode, q4_1, synthetic(DType::Q4_1))->Apply(decode_args);
+BENCHMARK_CAPTURE(BM_decode, q5_0, synthetic(DType::Q5_0))->Apply(decode_args);
+BENCHMARK_CAPTURE(BM_decode, q5_1, synthetic(DType::Q5_1))->Apply(decode_args);
+BENCHMARK_CAPTURE(BM_decode, iq4_nl, synthetic(DType::IQ4_NL))->Apply(decode_args);
+BENCHMARK_CAPTURE(BM_decode, q2_k, synthetic(DType::Q2_K))->Apply(decode_args);
+BENCHMARK_CAPTURE(BM_decode, q3_k, synthetic(DType::Q3_K))->Apply(decode_args);
+BENCHMARK_CAPTURE(BM_decode, q4_k, synthetic(DType::Q4_K))->Apply(decode_args);
+BENCHMARK_CAPTURE(BM_decode, q5_k, synthetic(DType::Q5_K))->Apply(decode_args);
+BENCHMARK_CAPTURE(BM_decode, q6_k, synthetic(DType::Q6_K))->Apply(decode_args);
+BENCHMARK_CAPTURE(BM_decode, q8_0_row_major, synthetic(DType::Q8_0, false))->Apply(decode_args);
+BENCHMARK_CAPTURE(BM_decode, f16_row_major, synthetic(DType::F16, false))->Apply(decode_args);
+BENCHMARK_CAPTURE(BM_verify, q8_0, synthetic(DType::Q8_0))
     ->ArgsProduct({{1, 2, 3, 4, 5, 6, 8, 12, 16}, {1, 2}})
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond)
     ->Iterations(5);
-BENCHMARK_CAPTURE(BM_verify, q4_0, DType::Q4_0)
+BENCHMARK_CAPTURE(BM_verify, q4_0, synthetic(DType::Q4_0))
     ->ArgsProduct({{1, 2, 4, 8, 16}, {2}})
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond)
     ->Iterations(5);
-BENCHMARK_CAPTURE(BM_verify, q4_k, DType::Q4_K)
+BENCHMARK_CAPTURE(BM_verify, q4_k, synthetic(DType::Q4_K))
     ->ArgsProduct({{1, 2, 4, 8}, {1, 2}})
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond)
     ->Iterations(5);
 
-BENCHMARK_MAIN();
+// EDGESPEC_BENCH_MODEL=FILE adds BM_decode/file and BM_verify/file: any GGUF (SmolLM2, a user's download)
+// measured the same way, with its weight types as they are.
+int main(int argc, char** argv) {
+  if (const char* file = std::getenv("EDGESPEC_BENCH_MODEL"); file != nullptr && *file != '\0') {
+    Source src;
+    src.file = file;
+    benchmark::RegisterBenchmark("BM_decode/file", BM_decode, src)->Apply(decode_args);
+    benchmark::RegisterBenchmark("BM_verify/file", BM_verify, src)
+        ->ArgsProduct({{1, 2, 3, 4, 5, 6, 8}, {1, 2}})
+        ->UseManualTime()
+        ->Unit(benchmark::kMillisecond)
+        ->Iterations(5);
+  }
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
