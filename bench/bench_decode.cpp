@@ -42,7 +42,16 @@ struct Source {
   }
   [[nodiscard]] std::string label(const LlamaWeights& w) const {
     if (file.empty()) return key();
-    return std::filesystem::path(file).filename().string() + " (" + std::string(name(w.config.weight_type)) + ")";
+    std::vector<DType> types;  // every matrix type in the file, in order of first use
+    auto add = [&](DType t) {
+      if (std::find(types.begin(), types.end(), t) == types.end()) types.push_back(t);
+    };
+    for (const LayerWeights& L : w.layers)
+      for (const MatrixView* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w1, &L.w2, &L.w3}) add(m->type);
+    add(w.output.type);
+    std::string label = std::filesystem::path(file).filename().string() + " (";
+    for (std::size_t i = 0; i < types.size(); ++i) label += (i > 0 ? "+" : "") + std::string(name(types[i]));
+    return label + ")";
   }
 };
 
