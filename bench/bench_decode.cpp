@@ -161,6 +161,11 @@ void decode_args(benchmark::internal::Benchmark* b) {
   b->Arg(1)->Arg(2)->UseManualTime()->Iterations(12)->Unit(benchmark::kMillisecond);
 }
 
+// BM_verify's timing: the manual (steady_clock) time of each forward, 5 of them per (n, threads)
+void verify_timing(benchmark::internal::Benchmark* b) {
+  b->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(5);
+}
+
 }  // namespace
 
 BENCHMARK_CAPTURE(BM_decode, f32, synthetic(DType::F32))->Apply(decode_args);
@@ -181,19 +186,13 @@ BENCHMARK_CAPTURE(BM_decode, q8_0_row_major, synthetic(DType::Q8_0, false))->App
 BENCHMARK_CAPTURE(BM_decode, f16_row_major, synthetic(DType::F16, false))->Apply(decode_args);
 BENCHMARK_CAPTURE(BM_verify, q8_0, synthetic(DType::Q8_0))
     ->ArgsProduct({{1, 2, 3, 4, 5, 6, 8, 12, 16}, {1, 2}})
-    ->UseManualTime()
-    ->Unit(benchmark::kMillisecond)
-    ->Iterations(5);
+    ->Apply(verify_timing);
 BENCHMARK_CAPTURE(BM_verify, q4_0, synthetic(DType::Q4_0))
     ->ArgsProduct({{1, 2, 4, 8, 16}, {2}})
-    ->UseManualTime()
-    ->Unit(benchmark::kMillisecond)
-    ->Iterations(5);
+    ->Apply(verify_timing);
 BENCHMARK_CAPTURE(BM_verify, q4_k, synthetic(DType::Q4_K))
     ->ArgsProduct({{1, 2, 4, 8}, {1, 2}})
-    ->UseManualTime()
-    ->Unit(benchmark::kMillisecond)
-    ->Iterations(5);
+    ->Apply(verify_timing);
 
 // EDGESPEC_BENCH_MODEL=FILE adds BM_decode/file and BM_verify/file: any GGUF (SmolLM2, a user's download)
 // measured the same way, with its weight types as they are.
@@ -204,9 +203,7 @@ int main(int argc, char** argv) {
     benchmark::RegisterBenchmark("BM_decode/file", BM_decode, src)->Apply(decode_args);
     benchmark::RegisterBenchmark("BM_verify/file", BM_verify, src)
         ->ArgsProduct({{1, 2, 3, 4, 5, 6, 8}, {1, 2}})
-        ->UseManualTime()
-        ->Unit(benchmark::kMillisecond)
-        ->Iterations(5);
+        ->Apply(verify_timing);
   }
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;

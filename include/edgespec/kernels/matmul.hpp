@@ -357,7 +357,8 @@ inline void for_each_position_tile(std::int64_t j0, std::int64_t j1, F&& f) {
 // AVX-512 builds keep tiles of kTileRows interleaved rows. Other builds stream the rows in turn, so that a
 // thread's rows are one sequential stream (software-prefetched kPrefetchBytes ahead, into the next rows): on
 // Zen 3 (AVX2) SmolLM2's short rows (576 columns: 1152 bytes F16) in 8 interleaved streams, which the hardware
-// prefetchers do not follow, read at ~5 GB/s, in turn at ~9 GB/s (docs/performance.md).
+// prefetchers do not follow, read at ~5 GB/s, in turn at ~9 GB/s (measured for commit c6a6f24;
+// docs/performance.md, "AVX2 choices").
 #if defined(__AVX512F__)
 inline constexpr int kDecodeRows = kTileRows;
 #else

@@ -109,7 +109,8 @@ inline constexpr int kPackRows = 16;
 // kHugePage-aligned and, on Linux, advised to be backed by transparent huge pages (honoured when
 // /sys/kernel/mm/transparent_hugepage/enabled is "always" or "madvise"): a decode step streams every packed
 // matrix once, and with 4 KiB pages that is a TLB miss per page. On Zen 3 (AVX2, SmolLM2 decode, 1 thread)
-// huge pages gave +12-23% tok/s for F16, Q8_0 and Q4_0 (docs/performance.md).
+// huge pages gave +12-23% tok/s for F16, Q8_0 and Q4_0 (measured for commit c6a6f24; docs/performance.md,
+// "AVX2 choices").
 inline constexpr std::size_t kHugePage = std::size_t{2} << 20;
 
 [[nodiscard]] inline std::shared_ptr<std::byte> allocate_aligned(std::size_t bytes) {
@@ -187,7 +188,7 @@ inline void pack_rows(DType t, const void* src, std::int64_t rows, std::int64_t 
 namespace detail {
 
 // Bytes ahead in a group's stream that packed_tile<T, P> software-prefetches; 0 leaves the stream to the
-// hardware prefetchers. Measured (docs/performance.md):
+// hardware prefetchers. Measured (docs/performance.md: "Software prefetch", "AVX2 choices"):
 //   AVX-512, the development VM's Zen 5 host: Q8_0 at one position (decode), the least work per byte, reads
 //   more without (0.86 vs 0.81 of the probe at 1 thread, interleaved in one process); with more work per byte,
 //   Q4_0 (46 vs 28 tok/s at 1 thread) and tiles of 2-4 positions (verification) need it. On an earlier host
