@@ -183,7 +183,7 @@ TEST_CASE("batched n equals n single calls, and 1 thread equals 2, bit for bit",
   }
 }
 
-// Register tiles are up to 8 rows x 1 position or 4 rows x 4 positions (packed: 16 rows x 1..4 positions),
+// Register tiles are up to 8 rows x 1 position or 4 rows x 4 positions (packed: 16 rows x 1..8 positions),
 // in chunks of 16 positions, with single rows after the last full tile: n = 1..33 and these row counts reach
 // every tile shape and remainder.
 TEST_CASE("every tile shape: n = 1..33 positions against the reference", "[matmul]") {

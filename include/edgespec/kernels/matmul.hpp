@@ -40,6 +40,7 @@
 #include <cstring>
 #include <new>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #if defined(__AVX2__) || defined(__AVX512F__) || defined(__F16C__)
@@ -320,9 +321,10 @@ class Scratch {
   std::size_t cap_ = 0;
 };
 
-inline Scratch& activation_scratch() {
-  thread_local Scratch s;
-  return s;
+// slot 0: the activations of the current matmul call; slot 1: a second layout of them (matmul_quant).
+inline Scratch& activation_scratch(int slot = 0) {
+  thread_local Scratch s[2];
+  return s[slot];
 }
 
 // Rows per part so that a part is worth waking a thread for (~16k multiply-adds), in whole tiles.
@@ -340,17 +342,15 @@ inline constexpr std::int64_t kPosChunk = 16;
 template <int N>
 using Int = std::integral_constant<int, N>;
 
-// f(j, Int<P>) for the position tiles of [j0, j1): kTilePos at a time, then 3, 2 or 1.
-template <class F>
+// f(j, Int<P>) for the position tiles of [j0, j1): kMax at a time, then one tile of the 1 .. kMax-1 left.
+template <int kMax = kTilePos, class F>
 inline void for_each_position_tile(std::int64_t j0, std::int64_t j1, F&& f) {
   std::int64_t j = j0;
-  for (; j + kTilePos <= j1; j += kTilePos) f(j, Int<kTilePos>{});
-  switch (j1 - j) {
-    case 3: f(j, Int<3>{}); break;
-    case 2: f(j, Int<2>{}); break;
-    case 1: f(j, Int<1>{}); break;
-    default: break;
-  }
+  for (; j + kMax <= j1; j += kMax) f(j, Int<kMax>{});
+  const std::int64_t left = j1 - j;
+  [&]<int... P>(std::integer_sequence<int, P...>) {
+    (void)((left == P + 1 ? (f(j, Int<P + 1>{}), true) : false) || ...);
+  }(std::make_integer_sequence<int, kMax - 1>{});
 }
 
 // Rows per kernel call at one position in the row-major loop nest of F32/F16/BF16 and Q8_0/Q4_0 weights.
@@ -444,7 +444,7 @@ void matmul_float(ThreadPool& pool, const MatrixView& w, const float* x_in, std:
             for (std::int64_t off = 0; off < warm; off += 64) prefetch(packed + g0 * gs + off);
             for (std::int64_t c = 0; c < n; c += kPosChunk) {
               for (std::int64_t g = g0; g < g1; ++g)
-                for_each_position_tile(c, std::min(n, c + kPosChunk), [&](std::int64_t j, auto pt) {
+                for_each_position_tile<kPackedTilePosF16>(c, std::min(n, c + kPosChunk), [&](std::int64_t j, auto pt) {
                   packed_tile_f16<decltype(pt)::value>(packed + g * gs, cols.value(), x + j * cols.value(),
                                                        cols.value(), y + j * w.rows + g * kPackRows, w.rows);
                 });
@@ -490,6 +490,36 @@ inline void prepare_activations(ThreadPool& pool, const float* x, std::int64_t n
   for (std::int64_t j = 0; j < n; ++j) views[j] = {q + j * cols, d + j * nb, seed + j * nb};
 }
 
+// x (n, cols) f32 -> the same Q8_0 activations as prepare_activations, block-major for the packed kernels
+// (PackedActs: q (nb, n, 32) | d (nb, n) | seed (nb, n)), in scratch slot 1.
+template <DType T>
+inline PackedActs prepare_packed_activations(ThreadPool& pool, const float* x, std::int64_t n, std::int64_t cols) {
+  const std::int64_t nb = cols / kQK;
+  const std::size_t q_bytes = static_cast<std::size_t>((n * cols + 63) / 64 * 64);
+  auto* scratch = static_cast<unsigned char*>(activation_scratch(1).get(
+      q_bytes + static_cast<std::size_t>(n * nb) * (sizeof(float) + sizeof(std::int32_t))));
+  auto* q = reinterpret_cast<std::int8_t*>(scratch);
+  auto* d = reinterpret_cast<float*>(scratch + q_bytes);
+  auto* seed = reinterpret_cast<std::int32_t*>(d + n * nb);
+  constexpr std::int32_t kOffset = T == DType::Q8_0 ? 128 : 8;
+  auto prepare = [&](std::int64_t b0, std::int64_t b1) {  // blocks [b0, b1) of every position: one range of q
+    for (std::int64_t b = b0; b < b1; ++b)
+      for (std::int64_t j = 0; j < n; ++j) {
+        const std::int64_t i = b * n + j;
+        d[i] = quantize_block_q8_0_act(x + j * cols + b * kQK, q + i * kQK);
+        std::int32_t sum = 0;
+        for (int k = 0; k < kQK; ++k) sum += q[i * kQK + k];
+        seed[i] = -kOffset * sum;
+      }
+  };
+  if (n * cols <= 65536) {
+    prepare(0, nb);
+  } else {
+    pool.parallel_for(nb, prepare, 8);
+  }
+  return {q, d, seed, n};
+}
+
 // W (rows, cols) Q8_0/Q4_0 @ x (n, cols) -> y (n, rows), activations quantized to Q8_0 first. The packed
 // groups of W (if any) go through the packed kernels, the remaining rows through dot_rows_quant.
 template <DType T, int kCols>
@@ -499,9 +529,12 @@ void matmul_quant(ThreadPool& pool, const MatrixView& w, const float* x, std::in
   const std::int64_t ws = row_bytes(T, w.cols);
   const auto* base = static_cast<const unsigned char*>(w.data);
   thread_local std::vector<PackedX> views;
-  if (views.size() < static_cast<std::size_t>(n)) views.resize(static_cast<std::size_t>(n));
-  prepare_activations<T>(pool, x, n, w.cols, views.data());
-  const PackedX* xs = views.data();
+  const PackedX* xs = nullptr;  // position-major activations, for the rows read row-major
+  auto prepare_row_major = [&] {
+    if (views.size() < static_cast<std::size_t>(n)) views.resize(static_cast<std::size_t>(n));
+    prepare_activations<T>(pool, x, n, w.cols, views.data());
+    xs = views.data();
+  };
 
   auto row_major = [&](std::int64_t r0, std::int64_t r1) {
     for_each_tile<kDecodeRows>(r0, r1, n, [&](std::int64_t r, std::int64_t j, auto rt, auto pt) {
@@ -519,6 +552,7 @@ void matmul_quant(ThreadPool& pool, const MatrixView& w, const float* x, std::in
              "matmul: packed weights must be 64-byte aligned (allocate them with allocate_aligned)");
     const std::int64_t groups = w.rows / kPackRows, gs = packed_group_bytes(T, nb.value());
     const auto* packed = static_cast<const unsigned char*>(w.packed);
+    const PackedActs acts = prepare_packed_activations<T>(pool, x, n, w.cols);
     pool.parallel_for(
         groups,
         [&](std::int64_t g0, std::int64_t g1) {
@@ -529,17 +563,21 @@ void matmul_quant(ThreadPool& pool, const MatrixView& w, const float* x, std::in
           for (std::int64_t off = 0; off < warm; off += 64) prefetch(packed + g0 * gs + off);
           for (std::int64_t c = 0; c < n; c += kPosChunk) {
             for (std::int64_t g = g0; g < g1; ++g)
-              for_each_position_tile(c, std::min(n, c + kPosChunk), [&](std::int64_t j, auto pt) {
-                packed_tile<T, decltype(pt)::value>(packed + g * gs, nb.value(), xs + j,
+              for_each_position_tile<kPackedTilePos>(c, std::min(n, c + kPosChunk), [&](std::int64_t j, auto pt) {
+                packed_tile<T, decltype(pt)::value>(packed + g * gs, nb.value(), acts, j,
                                                     y + j * w.rows + g * kPackRows, w.rows);
               });
           }
         },
         std::max<std::int64_t>(1, row_grain(w.cols, n) / kPackRows));
-    row_major(groups * kPackRows, w.rows);  // < 16 rows: not worth waking the pool
+    if (groups * kPackRows < w.rows) {  // < 16 rows: not worth waking the pool
+      prepare_row_major();
+      row_major(groups * kPackRows, w.rows);
+    }
     return;
   }
 #endif
+  prepare_row_major();
   pool.parallel_for(w.rows, row_major, row_grain(w.cols, n));
 }
 

@@ -212,13 +212,48 @@ namespace detail {
 #define EDGESPEC_PACKED_PREFETCH_F16 1024
 #endif
 #endif
+// Tiles of 2 or more positions (verification) spend longer on each block, so that the same distance in bytes is
+// less time ahead: AVX-512, Zen 5, synthetic Llama-3.2-1B Q8_0 at 1 thread, forward over 8 positions: 61-63 ms
+// with 4 KiB, 48-51 ms with 8 KiB, 47-54 ms with 16 KiB (builds alternated, docs/performance.md).
+#ifndef EDGESPEC_PACKED_PREFETCH_BATCH_BYTES
+#if EDGESPEC_PACKED_AVX512
+#define EDGESPEC_PACKED_PREFETCH_BATCH_BYTES 8192
+#else
+#define EDGESPEC_PACKED_PREFETCH_BATCH_BYTES EDGESPEC_PACKED_PREFETCH_BYTES
+#endif
+#endif
 template <DType T, int P>
 inline constexpr std::int64_t kPackedPrefetchBytes =
-    T == DType::Q8_0 && P == 1 ? EDGESPEC_PACKED_PREFETCH_Q8_0_DECODE
-    : T == DType::F16          ? EDGESPEC_PACKED_PREFETCH_F16
-                               : EDGESPEC_PACKED_PREFETCH_BYTES;
+    P > 1 && EDGESPEC_PACKED_AVX512 ? EDGESPEC_PACKED_PREFETCH_BATCH_BYTES
+    : T == DType::Q8_0 && P == 1    ? EDGESPEC_PACKED_PREFETCH_Q8_0_DECODE
+    : T == DType::F16               ? EDGESPEC_PACKED_PREFETCH_F16
+    : P > 1                         ? EDGESPEC_PACKED_PREFETCH_BATCH_BYTES
+                                    : EDGESPEC_PACKED_PREFETCH_BYTES;
 
-// Activations of one position prepared for the packed kernels: (cols,) int8, then per block d_x and the
+// Positions per packed tile: every weight vector loaded from the stream feeds this many positions. AVX-512's 32
+// vector registers hold 8 positions' accumulators next to a block's 8 weight vectors, so a verification pass
+// over up to 8 positions reads each group once, in one pass; AVX2's 16 registers hold 4 (and the 4-position
+// tile runs the group's two halves as two passes).
+#if EDGESPEC_PACKED_AVX512
+inline constexpr int kPackedTilePos = 8;
+inline constexpr int kPackedTilePosF16 = 4;
+#else
+inline constexpr int kPackedTilePosF16 = 4;
+inline constexpr int kPackedTilePos = 4;
+#endif
+
+// Activations of n positions prepared for the packed kernels, block-major: the n positions' values of one block
+// are adjacent, so a tile reaches its P positions at fixed offsets from one pointer per array, advanced by a
+// block at a time (position-major, a tile of 8 positions needed 24 pointers: more than the general registers).
+//   q (nb, n, 32) int8 | d (nb, n) f32 | seed (nb, n) int32 = -offset * sum(q) per block (128 Q8_0, 8 Q4_0)
+struct PackedActs {
+  const std::int8_t* q;
+  const float* d;
+  const std::int32_t* seed;
+  std::int64_t n;
+};
+
+// Activations of one position prepared for the row-major kernels: (cols,) int8, then per block d_x and the
 // dpbusd seed -offset * sum(x) (offset 128 for Q8_0, 8 for Q4_0).
 struct PackedX {
   const std::int8_t* q;   // (cols,)
@@ -233,13 +268,16 @@ struct PackedX {
   return _mm512_set1_epi32(v);
 }
 
-// One group (16 rows) @ P prepared positions -> y[p * ys + (0..16)]. Every (row, position) output is the same
+// One group (16 rows) @ positions [j, j + P) of xs -> y[p * ys + (0..16)]. Every (row, position) output is the same
 // operation sequence whatever P, so batched results equal single-position ones bit for bit.
 // (The full-mask maskz conversions avoid GCC 12's false -Wmaybe-uninitialized on the unmasked forms.)
 template <DType T, int P>
-inline void packed_tile(const unsigned char* group, std::int64_t nb, const PackedX* xs, float* y,
-                        std::int64_t ys) noexcept {
+inline void packed_tile(const unsigned char* group, std::int64_t nb, const PackedActs& xs, std::int64_t j,
+                        float* y, std::int64_t ys) noexcept {
   constexpr std::int64_t kPair = packed_pair_bytes(T);
+  const std::int8_t* xq = xs.q + j * kQK;  // block b of position j + p: xq + p * 32, xd[p], xseed[p]
+  const float* xd = xs.d + j;
+  const std::int32_t* xseed = xs.seed + j;
   __m512 acc[P];
   for (int p = 0; p < P; ++p) acc[p] = _mm512_setzero_ps();
   for (std::int64_t b = 0; b < nb; ++b) {
@@ -253,15 +291,26 @@ inline void packed_tile(const unsigned char* group, std::int64_t nb, const Packe
     if constexpr (T == DType::Q8_0) {
       __m512i w[8];
       for (int k = 0; k < 8; ++k) w[k] = _mm512_load_si512(q + k * 64);
-      for (int p = 0; p < P; ++p) {
-        const std::int8_t* x = xs[p].q + b * kQK;
-        __m512i a0 = _mm512_set1_epi32(xs[p].seed[b]), a1 = _mm512_setzero_si512();
-        for (int k = 0; k < 8; k += 2) {
-          a0 = _mm512_dpbusd_epi32(a0, w[k], broadcast4(x + 4 * k));
-          a1 = _mm512_dpbusd_epi32(a1, w[k + 1], broadcast4(x + 4 * k + 4));
+      if constexpr (P <= 2) {  // two chains of dependent vpdpbusd per position
+        for (int p = 0; p < P; ++p) {
+          const std::int8_t* x = xq + p * kQK;
+          __m512i a0 = _mm512_set1_epi32(xseed[p]), a1 = _mm512_setzero_si512();
+          for (int k = 0; k < 8; k += 2) {
+            a0 = _mm512_dpbusd_epi32(a0, w[k], broadcast4(x + 4 * k));
+            a1 = _mm512_dpbusd_epi32(a1, w[k + 1], broadcast4(x + 4 * k + 4));
+          }
+          const __m512 d = _mm512_mul_ps(dw, _mm512_set1_ps(xd[p]));
+          acc[p] = _mm512_fmadd_ps(d, _mm512_maskz_cvtepi32_ps(0xffff, _mm512_add_epi32(a0, a1)), acc[p]);
         }
-        const __m512 d = _mm512_mul_ps(dw, _mm512_set1_ps(xs[p].d[b]));
-        acc[p] = _mm512_fmadd_ps(d, _mm512_maskz_cvtepi32_ps(0xffff, _mm512_add_epi32(a0, a1)), acc[p]);
+      } else {  // one chain per position, the P chains interleaved (chunk k of every position in turn)
+        __m512i a[P];
+        for (int p = 0; p < P; ++p) a[p] = _mm512_set1_epi32(xseed[p]);
+        for (int k = 0; k < 8; ++k)
+          for (int p = 0; p < P; ++p) a[p] = _mm512_dpbusd_epi32(a[p], w[k], broadcast4(xq + p * kQK + 4 * k));
+        for (int p = 0; p < P; ++p) {
+          const __m512 d = _mm512_mul_ps(dw, _mm512_set1_ps(xd[p]));
+          acc[p] = _mm512_fmadd_ps(d, _mm512_maskz_cvtepi32_ps(0xffff, a[p]), acc[p]);
+        }
       }
     } else {
       const __m512i mask = _mm512_set1_epi8(0x0f);
@@ -271,17 +320,33 @@ inline void packed_tile(const unsigned char* group, std::int64_t nb, const Packe
         lo[k] = _mm512_and_si512(v, mask);
         hi[k] = _mm512_and_si512(_mm512_srli_epi16(v, 4), mask);
       }
-      for (int p = 0; p < P; ++p) {
-        const std::int8_t* x = xs[p].q + b * kQK;
-        __m512i a0 = _mm512_set1_epi32(xs[p].seed[b]), a1 = _mm512_setzero_si512();
-        for (int k = 0; k < 4; ++k) {
-          a0 = _mm512_dpbusd_epi32(a0, lo[k], broadcast4(x + 4 * k));
-          a1 = _mm512_dpbusd_epi32(a1, hi[k], broadcast4(x + 16 + 4 * k));
+      if constexpr (P <= 2) {
+        for (int p = 0; p < P; ++p) {
+          const std::int8_t* x = xq + p * kQK;
+          __m512i a0 = _mm512_set1_epi32(xseed[p]), a1 = _mm512_setzero_si512();
+          for (int k = 0; k < 4; ++k) {
+            a0 = _mm512_dpbusd_epi32(a0, lo[k], broadcast4(x + 4 * k));
+            a1 = _mm512_dpbusd_epi32(a1, hi[k], broadcast4(x + 16 + 4 * k));
+          }
+          const __m512 d = _mm512_mul_ps(dw, _mm512_set1_ps(xd[p]));
+          acc[p] = _mm512_fmadd_ps(d, _mm512_maskz_cvtepi32_ps(0xffff, _mm512_add_epi32(a0, a1)), acc[p]);
         }
-        const __m512 d = _mm512_mul_ps(dw, _mm512_set1_ps(xs[p].d[b]));
-        acc[p] = _mm512_fmadd_ps(d, _mm512_maskz_cvtepi32_ps(0xffff, _mm512_add_epi32(a0, a1)), acc[p]);
+      } else {
+        __m512i a[P];
+        for (int p = 0; p < P; ++p) a[p] = _mm512_set1_epi32(xseed[p]);
+        for (int k = 0; k < 4; ++k) {
+          for (int p = 0; p < P; ++p) a[p] = _mm512_dpbusd_epi32(a[p], lo[k], broadcast4(xq + p * kQK + 4 * k));
+          for (int p = 0; p < P; ++p) a[p] = _mm512_dpbusd_epi32(a[p], hi[k], broadcast4(xq + p * kQK + 16 + 4 * k));
+        }
+        for (int p = 0; p < P; ++p) {
+          const __m512 d = _mm512_mul_ps(dw, _mm512_set1_ps(xd[p]));
+          acc[p] = _mm512_fmadd_ps(d, _mm512_maskz_cvtepi32_ps(0xffff, a[p]), acc[p]);
+        }
       }
     }
+    xq += xs.n * kQK;
+    xd += xs.n;
+    xseed += xs.n;
   }
   for (int p = 0; p < P; ++p) _mm512_storeu_ps(y + p * ys, acc[p]);
 }
@@ -332,8 +397,11 @@ inline void packed_tile_f16(const unsigned char* group, std::int64_t cols, const
 
 // Rows [8 h0, 8 (h0 + H)) of one group @ P prepared positions -> y[p * ys + (8 h0 ..)].
 template <DType T, int P, int H>
-inline void packed_rows(const unsigned char* group, int h0, std::int64_t nb, const PackedX* xs, float* y,
-                        std::int64_t ys) noexcept {
+inline void packed_rows(const unsigned char* group, int h0, std::int64_t nb, const PackedActs& xs, std::int64_t j,
+                        float* y, std::int64_t ys) noexcept {
+  const std::int8_t* xq = xs.q + j * kQK;  // block b of position j + p: xq + p * 32, xd[p], xseed[p]
+  const float* xd = xs.d + j;
+  const std::int32_t* xseed = xs.seed + j;
   constexpr std::int64_t kAhead = kPackedPrefetchBytes<T, P>;
   const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc[H][P];
@@ -358,7 +426,7 @@ inline void packed_rows(const unsigned char* group, int h0, std::int64_t nb, con
                                              _mm256_set1_epi8(-128));
           const __m256i aw = _mm256_abs_epi8(w);
           for (int p = 0; p < P; ++p) {
-            const __m256i sx = _mm256_sign_epi8(broadcast4(xs[p].q + b * kQK + 4 * k), w);
+            const __m256i sx = _mm256_sign_epi8(broadcast4(xq + p * kQK + 4 * k), w);
             dot[h][p] = _mm256_add_epi32(dot[h][p], _mm256_madd_epi16(_mm256_maddubs_epi16(aw, sx), ones));
           }
         }
@@ -374,7 +442,7 @@ inline void packed_rows(const unsigned char* group, int h0, std::int64_t nb, con
           const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(q + 64 * k + 32 * h));
           const __m256i lo = _mm256_and_si256(v, mask), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), mask);
           for (int p = 0; p < P; ++p) {
-            const std::int8_t* x = xs[p].q + b * kQK + 4 * k;
+            const std::int8_t* x = xq + p * kQK + 4 * k;
             s[h][p] = _mm256_add_epi16(s[h][p], _mm256_add_epi16(_mm256_maddubs_epi16(lo, broadcast4(x)),
                                                                  _mm256_maddubs_epi16(hi, broadcast4(x + 16))));
           }
@@ -382,30 +450,33 @@ inline void packed_rows(const unsigned char* group, int h0, std::int64_t nb, con
       }
       for (int h = 0; h < H; ++h)
         for (int p = 0; p < P; ++p)
-          dot[h][p] = _mm256_add_epi32(_mm256_madd_epi16(s[h][p], ones), _mm256_set1_epi32(xs[p].seed[b]));
+          dot[h][p] = _mm256_add_epi32(_mm256_madd_epi16(s[h][p], ones), _mm256_set1_epi32(xseed[p]));
     }
     const unsigned char* scales = group + packed_scale_offset(T, b) + 16 * h0;
     for (int h = 0; h < H; ++h) {
       const __m256 dw = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(scales + 16 * h)));
       for (int p = 0; p < P; ++p) {
-        const __m256 d = _mm256_mul_ps(dw, _mm256_set1_ps(xs[p].d[b]));
+        const __m256 d = _mm256_mul_ps(dw, _mm256_set1_ps(xd[p]));
         acc[h][p] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot[h][p]), acc[h][p]);
       }
     }
+    xq += xs.n * kQK;
+    xd += xs.n;
+    xseed += xs.n;
   }
   for (int h = 0; h < H; ++h)
     for (int p = 0; p < P; ++p) _mm256_storeu_ps(y + p * ys + 8 * (h0 + h), acc[h][p]);
 }
 
-// One group (16 rows) @ P prepared positions -> y[p * ys + (0..16)], the same operation sequence whatever P.
+// One group (16 rows) @ positions [j, j + P) of xs -> y[p * ys + (0..16)], the same operation sequence whatever P.
 template <DType T, int P>
-inline void packed_tile(const unsigned char* group, std::int64_t nb, const PackedX* xs, float* y,
-                        std::int64_t ys) noexcept {
+inline void packed_tile(const unsigned char* group, std::int64_t nb, const PackedActs& xs, std::int64_t j,
+                        float* y, std::int64_t ys) noexcept {
   if constexpr (P == 1) {
-    packed_rows<T, 1, 2>(group, 0, nb, xs, y, ys);
+    packed_rows<T, 1, 2>(group, 0, nb, xs, j, y, ys);
   } else {
-    packed_rows<T, P, 1>(group, 0, nb, xs, y, ys);
-    packed_rows<T, P, 1>(group, 1, nb, xs, y, ys);
+    packed_rows<T, P, 1>(group, 0, nb, xs, j, y, ys);
+    packed_rows<T, P, 1>(group, 1, nb, xs, j, y, ys);
   }
 }
 
