@@ -188,10 +188,17 @@ BENCHMARK_CAPTURE(BM_decode, f16_row_major, synthetic(DType::F16, false))->Apply
 BENCHMARK_CAPTURE(BM_verify, q8_0, synthetic(DType::Q8_0))
     ->ArgsProduct({{1, 2, 3, 4, 5, 6, 8, 12, 16}, {1, 2}})
     ->Apply(verify_timing);
+// The other types users run as targets: F16, Q4_0, and the K-quants of llama.cpp's Q4_K_M files.
+BENCHMARK_CAPTURE(BM_verify, f16, synthetic(DType::F16))
+    ->ArgsProduct({{1, 2, 4, 8}, {1, 2}})
+    ->Apply(verify_timing);
 BENCHMARK_CAPTURE(BM_verify, q4_0, synthetic(DType::Q4_0))
-    ->ArgsProduct({{1, 2, 4, 8, 16}, {2}})
+    ->ArgsProduct({{1, 2, 4, 8, 16}, {1, 2}})
     ->Apply(verify_timing);
 BENCHMARK_CAPTURE(BM_verify, q4_k, synthetic(DType::Q4_K))
+    ->ArgsProduct({{1, 2, 4, 8}, {1, 2}})
+    ->Apply(verify_timing);
+BENCHMARK_CAPTURE(BM_verify, q6_k, synthetic(DType::Q6_K))
     ->ArgsProduct({{1, 2, 4, 8}, {1, 2}})
     ->Apply(verify_timing);
 

@@ -139,62 +139,151 @@ struct ActK {
   return _mm256_fmadd_ps(_mm256_set1_ps(-dmin), _mm256_cvtepi32_ps(summ), acc);
 }
 
-// One row's super-block at p . the activation block a, added to acc.
-template <DType T>
-[[nodiscard]] inline __m256 block_dot(const unsigned char* p, const ActK& a, __m256 acc) noexcept {
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
+#define EDGESPEC_KQUANT_VNNI 1
+// Q4_K and Q6_K with AVX-512 VNNI: 64 levels u (uint8) of one super-block in a 512-bit vector, times the 64
+// activations that follow in memory, by vpdpbusd into 16 int32 lanes (4 values each: |lane| <= 4 * 63 * 127 <
+// 2^15), then each lane times its sub-block's scale by vpdpwssd (the lane as an int16, its high half times 0), so
+// every product is exact integer arithmetic as in the AVX2 code (fewer instructions per value: the verification
+// of several positions is compute-bound there). The 16 lanes are folded to 8 before the float steps, so sums
+// can round differently from an AVX2 build's (lanes hold other partial sums); within a build, any P gives the
+// same floats. (The full-mask maskz forms avoid GCC 12's false -Wmaybe-uninitialized on the unmasked ones.)
+template <DType T, int P>
+inline void block_dot_vnni(const unsigned char* p, const ActK* a, __m256* acc) noexcept {
+  __m512i sumi[P];
+  for (int i = 0; i < P; ++i) sumi[i] = _mm512_setzero_si512();
+  // sumi[i] += (u . x[off .. off + 64) per 4 values) * scale lane
+  auto add_dots = [&](__m512i u, int off, __m512i scale) {
+    for (int i = 0; i < P; ++i) {
+      const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u,
+                                              _mm512_loadu_si512(reinterpret_cast<const void*>(a[i].q + off)));
+      sumi[i] = _mm512_dpwssd_epi32(sumi[i], dot, scale);
+    }
+  };
+  auto fold = [](__m512i v) {  // 16 int32 lanes -> 8
+    return _mm256_add_epi32(_mm512_maskz_extracti64x4_epi64(0xff, v, 0), _mm512_maskz_extracti64x4_epi64(0xff, v, 1));
+  };
+  const __m512i m4 = _mm512_set1_epi8(15);
+  if constexpr (T == DType::Q4_K) {
+    // d | dmin | scales[12] | qs[128]; group G: 32 bytes, low nibbles = values 64G.., high = 64G + 32..
+    const __m128i codes = unpack_codes_k4(p + 4);
+    const __m512i sc32 = _mm512_maskz_cvtepu8_epi32(0xffff, codes);  // sc_0..7, m_0..7 (6-bit, high int16 halves zero)
+    const __m512i shift = _mm512_maskz_inserti64x4(0xff, _mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
+    for (int g = 0; g < 4; ++g) {
+      const __m512i qv = _mm512_maskz_broadcast_i64x4(0xff, loadu256(p + 16 + 32 * g));
+      const __m512i u = _mm512_and_si512(_mm512_srlv_epi16(qv, shift), m4);
+      const __m512i idx = _mm512_maskz_inserti64x4(0xff, _mm512_set1_epi32(2 * g), _mm256_set1_epi32(2 * g + 1), 1);
+      add_dots(u, 64 * g, _mm512_maskz_permutexvar_epi32(0xffff, idx, sc32));
+    }
+    const __m128 dd = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(load_u32(p))));  // d, dmin
+    const float d = _mm_cvtss_f32(dd), dmin = _mm_cvtss_f32(_mm_movehdup_ps(dd));
+    const __m256i m_twice = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(codes, codes));
+    for (int i = 0; i < P; ++i)
+      acc[i] = add_block(acc[i], a[i].d * d, fold(sumi[i]), a[i].d * dmin, _mm256_madd_epi16(m_twice, a[i].bsums));
+  } else {
+    static_assert(T == DType::Q6_K, "block_dot_vnni: Q4_K or Q6_K");
+    // ql[128] | qh[64] | scales[16] | d;  u = low 4 bits | high 2 bits << 4 = q + 32; half h: values 128h..
+    const __m128i sc = loadu128(p + 192);
+    const __m512i sc32 = _mm512_and_si512(_mm512_maskz_cvtepi8_epi32(0xffff, sc), _mm512_set1_epi32(0xffff));  // int16 in low half
+    const __m512i m30 = _mm512_set1_epi8(0x30);
+    for (int h = 0; h < 2; ++h) {
+      // l = ql[64h .. 64h + 64) (l0 | l1), hv = qh[32h .. 32h + 32) in both halves
+      const __m512i l = _mm512_loadu_si512(reinterpret_cast<const void*>(p + 64 * h));
+      const __m512i hv = _mm512_maskz_broadcast_i64x4(0xff, loadu256(p + 128 + 32 * h));
+      // values 128h + 0..63: l & 15 | (hv << 4 | hv << 2 per half) & 0x30;  128h + 64..127: l >> 4 | (hv | hv >> 2)
+      const __m512i hi_a = _mm512_sllv_epi16(hv, _mm512_maskz_inserti64x4(0xff, _mm512_set1_epi16(4), _mm256_set1_epi16(2), 1));
+      const __m512i hi_b = _mm512_srlv_epi16(hv, _mm512_maskz_inserti64x4(0xff, _mm512_setzero_si512(), _mm256_set1_epi16(2), 1));
+      const __m512i u_a = _mm512_or_si512(_mm512_and_si512(l, m4), _mm512_and_si512(hi_a, m30));
+      const __m512i u_b = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4), _mm512_and_si512(hi_b, m30));
+      // lane i of 64 values starting at sub-block 8h + 4k: scale sc[8h + 4k + i / 4]
+      const __m512i lane_quarter = _mm512_srli_epi32(
+          _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), 2);
+      add_dots(u_a, 128 * h, _mm512_maskz_permutexvar_epi32(0xffff, _mm512_add_epi32(lane_quarter, _mm512_set1_epi32(8 * h)), sc32));
+      add_dots(u_b, 128 * h + 64,
+               _mm512_maskz_permutexvar_epi32(0xffff, _mm512_add_epi32(lane_quarter, _mm512_set1_epi32(8 * h + 4)), sc32));
+    }
+    const __m256i sc16 = _mm256_cvtepi8_epi16(sc);
+    const float d = load_f16(p + 208);
+    for (int i = 0; i < P; ++i) {
+      const __m256i corr = _mm256_slli_epi32(_mm256_madd_epi16(sc16, a[i].bsums), 5);  // 32 sum_j sc_j bsum_j
+      acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(a[i].d * d), _mm256_cvtepi32_ps(_mm256_sub_epi32(fold(sumi[i]), corr)),
+                               acc[i]);
+    }
+  }
+}
+#else
+#define EDGESPEC_KQUANT_VNNI 0
+#endif
+
+// One row's super-block at p . the activation blocks a[0..P) of P positions, added to acc[0..P). The weight
+// levels and scales are unpacked once, 32 values at a time, and multiplied with every position's activations;
+// per position the operations are those of P = 1 (integer sums, then the same float steps), so a batch gives
+// the single-position results bit for bit.
+template <DType T, int P>
+inline void block_dot(const unsigned char* p, const ActK* a, __m256* acc) noexcept {
+#if EDGESPEC_KQUANT_VNNI
+  if constexpr (T == DType::Q4_K || T == DType::Q6_K) {
+    block_dot_vnni<T, P>(p, a, acc);
+    return;
+  }
+#endif
   const __m256i m2 = _mm256_set1_epi8(3), m4 = _mm256_set1_epi8(15);
+  __m256i sumi[P];
+  // sumi[i] += u . (a[i].q + off) weighted by the scale words s
+  auto add_dots = [&](__m256i u, int off, __m256i s) {
+    for (int i = 0; i < P; ++i) sumi[i] = _mm256_add_epi32(sumi[i], scaled_dot(u, a[i].q + off, s));
+  };
   if constexpr (T == DType::Q2_K) {
     // scales[16] | qs[64] | d | dmin
     const __m128i sm = loadu128(p);
     const __m128i sc = _mm_and_si128(sm, _mm256_castsi256_si128(m4));
-    const __m128i mn = _mm_and_si128(_mm_srli_epi16(sm, 4), _mm256_castsi256_si128(m4));
-    const __m256i summ = _mm256_madd_epi16(_mm256_cvtepu8_epi16(mn), a.bsums);
+    const __m256i mn = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sm, 4), _mm256_castsi256_si128(m4)));
     const __m256i s_lo = both_halves(_mm_cvtepu8_epi16(sc)),
                   s_hi = both_halves(_mm_cvtepu8_epi16(_mm_srli_si128(sc, 8)));
-    __m256i sumi = _mm256_setzero_si256();
+    for (int i = 0; i < P; ++i) sumi[i] = _mm256_setzero_si256();
     for (int h = 0; h < 2; ++h) {
       const __m256i qv = loadu256(p + 16 + 32 * h);
       const __m256i s = h == 0 ? s_lo : s_hi;
-      const std::int8_t* x = a.q + 128 * h;
-      sumi = _mm256_add_epi32(sumi, scaled_dot(_mm256_and_si256(qv, m2), x, shuffle_words(s, kWordPair[0])));
-      sumi = _mm256_add_epi32(
-          sumi, scaled_dot(_mm256_and_si256(_mm256_srli_epi16(qv, 2), m2), x + 32, shuffle_words(s, kWordPair[1])));
-      sumi = _mm256_add_epi32(
-          sumi, scaled_dot(_mm256_and_si256(_mm256_srli_epi16(qv, 4), m2), x + 64, shuffle_words(s, kWordPair[2])));
-      sumi = _mm256_add_epi32(
-          sumi, scaled_dot(_mm256_and_si256(_mm256_srli_epi16(qv, 6), m2), x + 96, shuffle_words(s, kWordPair[3])));
+      add_dots(_mm256_and_si256(qv, m2), 128 * h, shuffle_words(s, kWordPair[0]));
+      add_dots(_mm256_and_si256(_mm256_srli_epi16(qv, 2), m2), 128 * h + 32, shuffle_words(s, kWordPair[1]));
+      add_dots(_mm256_and_si256(_mm256_srli_epi16(qv, 4), m2), 128 * h + 64, shuffle_words(s, kWordPair[2]));
+      add_dots(_mm256_and_si256(_mm256_srli_epi16(qv, 6), m2), 128 * h + 96, shuffle_words(s, kWordPair[3]));
     }
-    return add_block(acc, a.d * load_f16(p + 80), sumi, a.d * load_f16(p + 82), summ);
+    const float d = load_f16(p + 80), dmin = load_f16(p + 82);
+    for (int i = 0; i < P; ++i)
+      acc[i] = add_block(acc[i], a[i].d * d, sumi[i], a[i].d * dmin, _mm256_madd_epi16(mn, a[i].bsums));
   } else if constexpr (T == DType::Q3_K) {
     // hmask[32] | qs[64] | scales[12] | d;  u = low 2 bits | high bit << 2 = q + 4
     const __m128i sc = unpack_scales_q3_simd(p + 96);
-    const __m256i corr = _mm256_madd_epi16(_mm256_cvtepi8_epi16(sc), a.bsums);
+    const __m256i sc16 = _mm256_cvtepi8_epi16(sc);
     const __m256i s_lo = both_halves(_mm_cvtepi8_epi16(sc)),
                   s_hi = both_halves(_mm_cvtepi8_epi16(_mm_srli_si128(sc, 8)));
+    for (int i = 0; i < P; ++i)
+      sumi[i] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(_mm256_madd_epi16(sc16, a[i].bsums), 2));
     const __m256i hm = loadu256(p);
-    __m256i sumi = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(corr, 2));
     const __m256i q0 = loadu256(p + 32), q1 = loadu256(p + 64);
-    auto part = [&](__m256i low, __m256i high, const std::int8_t* x, __m256i s, int k) {
-      return scaled_dot(_mm256_or_si256(_mm256_and_si256(low, m2), high), x, shuffle_words(s, kWordPair[k]));
+    auto part = [&](__m256i low, __m256i high, int off, __m256i s, int k) {
+      add_dots(_mm256_or_si256(_mm256_and_si256(low, m2), high), off, shuffle_words(s, kWordPair[k]));
     };
-    sumi = _mm256_add_epi32(sumi, part(q0, bit_to<0, 2>(hm), a.q, s_lo, 0));
-    sumi = _mm256_add_epi32(sumi, part(_mm256_srli_epi16(q0, 2), bit_to<1, 2>(hm), a.q + 32, s_lo, 1));
-    sumi = _mm256_add_epi32(sumi, part(_mm256_srli_epi16(q0, 4), bit_to<2, 2>(hm), a.q + 64, s_lo, 2));
-    sumi = _mm256_add_epi32(sumi, part(_mm256_srli_epi16(q0, 6), bit_to<3, 2>(hm), a.q + 96, s_lo, 3));
-    sumi = _mm256_add_epi32(sumi, part(q1, bit_to<4, 2>(hm), a.q + 128, s_hi, 0));
-    sumi = _mm256_add_epi32(sumi, part(_mm256_srli_epi16(q1, 2), bit_to<5, 2>(hm), a.q + 160, s_hi, 1));
-    sumi = _mm256_add_epi32(sumi, part(_mm256_srli_epi16(q1, 4), bit_to<6, 2>(hm), a.q + 192, s_hi, 2));
-    sumi = _mm256_add_epi32(sumi, part(_mm256_srli_epi16(q1, 6), bit_to<7, 2>(hm), a.q + 224, s_hi, 3));
-    return _mm256_fmadd_ps(_mm256_set1_ps(a.d * load_f16(p + 108)), _mm256_cvtepi32_ps(sumi), acc);
+    part(q0, bit_to<0, 2>(hm), 0, s_lo, 0);
+    part(_mm256_srli_epi16(q0, 2), bit_to<1, 2>(hm), 32, s_lo, 1);
+    part(_mm256_srli_epi16(q0, 4), bit_to<2, 2>(hm), 64, s_lo, 2);
+    part(_mm256_srli_epi16(q0, 6), bit_to<3, 2>(hm), 96, s_lo, 3);
+    part(q1, bit_to<4, 2>(hm), 128, s_hi, 0);
+    part(_mm256_srli_epi16(q1, 2), bit_to<5, 2>(hm), 160, s_hi, 1);
+    part(_mm256_srli_epi16(q1, 4), bit_to<6, 2>(hm), 192, s_hi, 2);
+    part(_mm256_srli_epi16(q1, 6), bit_to<7, 2>(hm), 224, s_hi, 3);
+    const float d = load_f16(p + 108);
+    for (int i = 0; i < P; ++i)
+      acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(a[i].d * d), _mm256_cvtepi32_ps(sumi[i]), acc[i]);
   } else if constexpr (T == DType::Q4_K || T == DType::Q5_K) {
     // d | dmin | scales[12] | (Q5_K: qh[32]) | qs[128]
     constexpr int kQs = T == DType::Q4_K ? 16 : 48;
     const __m128i codes = unpack_codes_k4(p + 4);
     // m_j for both bsums of sub-block j (16 values each)
-    const __m128i m_twice = _mm_unpackhi_epi8(codes, codes);
-    const __m256i summ = _mm256_madd_epi16(_mm256_cvtepu8_epi16(m_twice), a.bsums);
+    const __m256i m_twice = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(codes, codes));
     const __m256i s = both_halves(_mm_cvtepu8_epi16(codes));
-    __m256i sumi = _mm256_setzero_si256();
+    for (int i = 0; i < P; ++i) sumi[i] = _mm256_setzero_si256();
     [[maybe_unused]] __m256i hb;
     if constexpr (T == DType::Q5_K) hb = loadu256(p + 16);
     auto group = [&](auto g) {
@@ -205,39 +294,43 @@ template <DType T>
         lo = _mm256_or_si256(lo, bit_to<2 * G, 4>(hb));
         hi = _mm256_or_si256(hi, bit_to<2 * G + 1, 4>(hb));
       }
-      sumi = _mm256_add_epi32(sumi, scaled_dot(lo, a.q + 64 * G, shuffle_words(s, kWordSplat[2 * G])));
-      sumi = _mm256_add_epi32(sumi, scaled_dot(hi, a.q + 64 * G + 32, shuffle_words(s, kWordSplat[2 * G + 1])));
+      add_dots(lo, 64 * G, shuffle_words(s, kWordSplat[2 * G]));
+      add_dots(hi, 64 * G + 32, shuffle_words(s, kWordSplat[2 * G + 1]));
     };
     group(std::integral_constant<int, 0>{});
     group(std::integral_constant<int, 1>{});
     group(std::integral_constant<int, 2>{});
     group(std::integral_constant<int, 3>{});
     const __m128 dd = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(load_u32(p))));  // d, dmin
-    return add_block(acc, a.d * _mm_cvtss_f32(dd), sumi, a.d * _mm_cvtss_f32(_mm_movehdup_ps(dd)), summ);
+    const float d = _mm_cvtss_f32(dd), dmin = _mm_cvtss_f32(_mm_movehdup_ps(dd));
+    for (int i = 0; i < P; ++i)
+      acc[i] = add_block(acc[i], a[i].d * d, sumi[i], a[i].d * dmin, _mm256_madd_epi16(m_twice, a[i].bsums));
   } else {
     static_assert(T == DType::Q6_K, "dot_rows_q8_K_acts: T must be a K-quant weight type");
     // ql[128] | qh[64] | scales[16] | d;  u = low 4 bits | high 2 bits << 4 = q + 32
     const __m128i sc = loadu128(p + 192);
-    const __m256i corr = _mm256_madd_epi16(_mm256_cvtepi8_epi16(sc), a.bsums);
+    const __m256i sc16 = _mm256_cvtepi8_epi16(sc);
     const __m256i s_lo = both_halves(_mm_cvtepi8_epi16(sc)),
                   s_hi = both_halves(_mm_cvtepi8_epi16(_mm_srli_si128(sc, 8)));
     const __m256i m30 = _mm256_set1_epi8(0x30);
-    __m256i sumi = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(corr, 5));
+    for (int i = 0; i < P; ++i)
+      sumi[i] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(_mm256_madd_epi16(sc16, a[i].bsums), 5));
     for (int h = 0; h < 2; ++h) {
       const __m256i l0 = loadu256(p + 64 * h), l1 = loadu256(p + 64 * h + 32), hv = loadu256(p + 128 + 32 * h);
       const __m256i s = h == 0 ? s_lo : s_hi;
-      const std::int8_t* x = a.q + 128 * h;
-      const __m256i u0 = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(hv, 4), m30));
-      const __m256i u1 = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(hv, 2), m30));
-      const __m256i u2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(hv, m30));
-      const __m256i u3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                                         _mm256_and_si256(_mm256_srli_epi16(hv, 2), m30));
-      sumi = _mm256_add_epi32(sumi, scaled_dot(u0, x, shuffle_words(s, kWordPair[0])));
-      sumi = _mm256_add_epi32(sumi, scaled_dot(u1, x + 32, shuffle_words(s, kWordPair[1])));
-      sumi = _mm256_add_epi32(sumi, scaled_dot(u2, x + 64, shuffle_words(s, kWordPair[2])));
-      sumi = _mm256_add_epi32(sumi, scaled_dot(u3, x + 96, shuffle_words(s, kWordPair[3])));
+      add_dots(_mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(hv, 4), m30)),
+               128 * h, shuffle_words(s, kWordPair[0]));
+      add_dots(_mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(hv, 2), m30)),
+               128 * h + 32, shuffle_words(s, kWordPair[1]));
+      add_dots(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(hv, m30)),
+               128 * h + 64, shuffle_words(s, kWordPair[2]));
+      add_dots(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                               _mm256_and_si256(_mm256_srli_epi16(hv, 2), m30)),
+               128 * h + 96, shuffle_words(s, kWordPair[3]));
     }
-    return _mm256_fmadd_ps(_mm256_set1_ps(a.d * load_f16(p + 208)), _mm256_cvtepi32_ps(sumi), acc);
+    const float d = load_f16(p + 208);
+    for (int i = 0; i < P; ++i)
+      acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(a[i].d * d), _mm256_cvtepi32_ps(sumi[i]), acc[i]);
   }
 }
 
@@ -305,35 +398,40 @@ inline constexpr std::int64_t kPrefetchBytes = EDGESPEC_KQUANT_PREFETCH_BYTES;
 
 }  // namespace kquant
 
-// R rows of W (type T, a K-quant; row i at w + i * ws, nb super-blocks each, any alignment) . one position's
-// Q8_K activations x (nb blocks) -> out[0..R).
+// R rows of W (type T, a K-quant; row i at w + i * ws, nb super-blocks each, any alignment) . the Q8_K
+// activations of P positions (position i: x + i * xs, nb blocks each) -> y[i * ys + r], r < R.
 //
 // Row after row, each streamed from its start, so the R rows (consecutive in memory) are one sequential stream.
 // Advancing the R rows block by block together (R interleaved streams) measured up to 2x slower on 8192 x 2048
 // Q4_K/Q6_K matrices at n = 1 and about equal on L2-sized ones; the activation block is an L1 hit either way.
-// The software prefetch gained up to 25% on matrices read from L3.
-template <DType T, int R>
-inline void dot_rows_q8_K_acts(const unsigned char* w, std::int64_t ws, const BlockQ8_K* x, std::int64_t nb,
-                               float* out) noexcept {
+// The software prefetch gained up to 25% on matrices read from L3. Each super-block is unpacked once for the P
+// positions (verification: P = 2..4), which read it as P single-position calls would, bit for bit.
+template <DType T, int R, int P>
+inline void dot_rows_q8_K_acts(const unsigned char* w, std::int64_t ws, const BlockQ8_K* x, std::int64_t xs,
+                               std::int64_t nb, float* y, std::int64_t ys) noexcept {
   constexpr std::int64_t kBlock = block_bytes(T);
 #if defined(__AVX2__) && defined(__FMA__)
   for (int r = 0; r < R; ++r) {
     const unsigned char* row = w + r * ws;
-    __m256 acc = _mm256_setzero_ps();
+    __m256 acc[P];
+    for (int i = 0; i < P; ++i) acc[i] = _mm256_setzero_ps();
     for (std::int64_t b = 0; b < nb; ++b) {
       if constexpr (kquant::kPrefetchBytes > 0)
         for (std::int64_t off = 0; off < kBlock; off += 64)
           __builtin_prefetch(row + b * kBlock + kquant::kPrefetchBytes + off, 0, 3);
-      acc = kquant::block_dot<T>(row + b * kBlock, kquant::act_k(x[b]), acc);
+      kquant::ActK a[P];
+      for (int i = 0; i < P; ++i) a[i] = kquant::act_k(x[i * xs + b]);
+      kquant::block_dot<T, P>(row + b * kBlock, a, acc);
     }
-    out[r] = kquant::hsum8(acc);
+    for (int i = 0; i < P; ++i) y[i * ys + r] = kquant::hsum8(acc[i]);
   }
 #else
-  for (int r = 0; r < R; ++r) {
-    float acc = 0.0f;
-    for (std::int64_t b = 0; b < nb; ++b) acc += kquant::block_dot_scalar<T>(w + r * ws + b * kBlock, x[b]);
-    out[r] = acc;
-  }
+  for (int r = 0; r < R; ++r)
+    for (int i = 0; i < P; ++i) {
+      float acc = 0.0f;
+      for (std::int64_t b = 0; b < nb; ++b) acc += kquant::block_dot_scalar<T>(w + r * ws + b * kBlock, x[i * xs + b]);
+      y[i * ys + r] = acc;
+    }
 #endif
 }
 

@@ -618,12 +618,15 @@ void matmul_block(ThreadPool& pool, const MatrixView& w, const float* x, std::in
     else pool.parallel_for(n, quantize);
     pool.parallel_for(w.rows, [&](std::int64_t r0, std::int64_t r1) {
       for_each_tile<kTileRows>(r0, r1, n, [&](std::int64_t r, std::int64_t j, auto rt, auto pt) {
-        constexpr int R = decltype(rt)::value;
-        for (int p = 0; p < decltype(pt)::value; ++p) {
-          float out[R];
-          if constexpr (A == DType::Q8_1) dot_rows_q8_1_acts<T, R>(base + r * ws, ws, acts + (j + p) * ab, nb, out);
-          else dot_rows_q8_K_acts<T, R>(base + r * ws, ws, acts + (j + p) * ab, nb, out);
-          for (int i = 0; i < R; ++i) y[(j + p) * w.rows + r + i] = out[i];
+        constexpr int R = decltype(rt)::value, P = decltype(pt)::value;
+        if constexpr (A == DType::Q8_1) {
+          for (int p = 0; p < P; ++p) {
+            float out[R];
+            dot_rows_q8_1_acts<T, R>(base + r * ws, ws, acts + (j + p) * ab, nb, out);
+            for (int i = 0; i < R; ++i) y[(j + p) * w.rows + r + i] = out[i];
+          }
+        } else {  // each super-block unpacked once for the tile's P positions
+          dot_rows_q8_K_acts<T, R, P>(base + r * ws, ws, acts + j * ab, ab, nb, y + j * w.rows + r, w.rows);
         }
       });
     }, row_grain(cols, n));
