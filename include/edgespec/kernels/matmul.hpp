@@ -10,8 +10,9 @@
 //   packed Q8_0/Q4_0/F16 W (MatrixView::packed, see packed.hpp), parallel over 16-row groups:
 //     for chunk of 16 positions                        (activations of a chunk stay in L2)
 //       for group of 16 rows                           (one sequential stream, read from memory once per chunk)
-//         for tile of 4 positions, then 3, 2, 1        (16 rows x P positions in registers, each weight
-//                                                       vector loaded once and used for all P positions)
+//         for tile of kPackedTilePos positions,        (16 rows x P positions in registers, each weight
+//             then one of the 1 .. kPackedTilePos-1 left  vector loaded once and used for all P positions;
+//                                                       Q8_0/Q4_0: 8 with AVX-512, else 4; F16: 4)
 //   row-major W (F32, BF16, the other block types; rows that are not packed), parallel over 8-row aligned parts:
 //     for chunk of 16 positions
 //       for tile of 8 rows, then single rows
@@ -26,7 +27,8 @@
 //   row-major Q8_0/Q4_0 x Q8_0: per position, sum |w| * sign(x, w) per 4 bytes: AVX-512 VL VNNI |
 //                AVX-VNNI | AVX2 vpmaddubsw + vpmaddwd | scalar (Q4_0: dpbusd(u, x) - 8 sum(x))
 //   F32/F16/BF16 converted on load (F16C / AVX-512), FMA with f32 activations
-//   Q4_1/Q5_0/Q5_1/IQ4_NL: dot_legacy.hpp; Q2_K..Q6_K: dot_k.hpp (integer sums per block, AVX2 | scalar)
+//   Q4_1/Q5_0/Q5_1/IQ4_NL: dot_legacy.hpp; Q2_K..Q6_K: dot_k.hpp (integer sums per block, each super-block
+//                unpacked once per tile of positions; Q4_K/Q6_K AVX-512 VNNI | AVX2 | scalar)
 //
 // Every (row, position) output is computed by the same operation sequence whatever the tile shape, the
 // thread count or n, so a batch of n positions equals n single-position calls bit for bit.
