@@ -461,6 +461,30 @@ void matmul_float(ThreadPool& pool, const MatrixView& w, const float* x_in, std:
   pool.parallel_for(w.rows, row_major, row_grain(w.cols, n));
 }
 
+// Q8_0 activation arrays for n positions of nb blocks in scratch `slot`: q (n * nb * 32) int8 | d | seed.
+struct ActArrays {
+  std::int8_t* q;
+  float* d;
+  std::int32_t* seed;
+};
+inline ActArrays activation_arrays(int slot, std::int64_t n, std::int64_t nb) {
+  const std::size_t q_bytes = static_cast<std::size_t>((n * nb * kQK + 63) / 64 * 64);
+  auto* scratch = static_cast<unsigned char*>(
+      activation_scratch(slot).get(q_bytes + static_cast<std::size_t>(n * nb) * (sizeof(float) + sizeof(std::int32_t))));
+  auto* d = reinterpret_cast<float*>(scratch + q_bytes);
+  return {reinterpret_cast<std::int8_t*>(scratch), d, reinterpret_cast<std::int32_t*>(d + n * nb)};
+}
+
+// q[i * 32 ..] <- block i of x quantized, d[i] its scale, seed[i] = -offset * sum(q) (128 Q8_0, 8 Q4_0)
+template <DType T>
+inline void quantize_act_block(const float* x, const ActArrays& a, std::int64_t i) noexcept {
+  constexpr std::int32_t kOffset = T == DType::Q8_0 ? 128 : 8;
+  a.d[i] = quantize_block_q8_0_act(x, a.q + i * kQK);
+  std::int32_t sum = 0;
+  for (int k = 0; k < kQK; ++k) sum += a.q[i * kQK + k];
+  a.seed[i] = -kOffset * sum;
+}
+
 // x (n, cols) f32 -> Q8_0 activations in one buffer: q (n, cols) int8 | d (n, nb) f32 | seed (n, nb) int32,
 // quantized as llama.cpp's CPU backend quantizes activations (quantize_block_q8_0_act, not the weights' rounding),
 // seed = -offset * sum(q) per block (the packed kernels' dpbusd correction; offset 128 Q8_0, 8 Q4_0).
@@ -469,27 +493,16 @@ template <DType T>
 inline void prepare_activations(ThreadPool& pool, const float* x, std::int64_t n, std::int64_t cols,
                                 PackedX* views) {
   const std::int64_t nb = cols / kQK;
-  const std::size_t q_bytes = static_cast<std::size_t>((n * cols + 63) / 64 * 64);
-  auto* scratch = static_cast<unsigned char*>(
-      activation_scratch().get(q_bytes + static_cast<std::size_t>(n * nb) * (sizeof(float) + sizeof(std::int32_t))));
-  auto* q = reinterpret_cast<std::int8_t*>(scratch);
-  auto* d = reinterpret_cast<float*>(scratch + q_bytes);
-  auto* seed = reinterpret_cast<std::int32_t*>(d + n * nb);
-  constexpr std::int32_t kOffset = T == DType::Q8_0 ? 128 : 8;
+  const ActArrays a = activation_arrays(0, n, nb);
   auto prepare = [&](std::int64_t j0, std::int64_t j1) {
-    for (std::int64_t i = j0 * nb; i < j1 * nb; ++i) {
-      d[i] = quantize_block_q8_0_act(x + i * kQK, q + i * kQK);
-      std::int32_t sum = 0;
-      for (int k = 0; k < kQK; ++k) sum += q[i * kQK + k];
-      seed[i] = -kOffset * sum;
-    }
+    for (std::int64_t i = j0 * nb; i < j1 * nb; ++i) quantize_act_block<T>(x + i * kQK, a, i);
   };
   if (n * cols <= 65536) {
     prepare(0, n);
   } else {
     pool.parallel_for(n, prepare);
   }
-  for (std::int64_t j = 0; j < n; ++j) views[j] = {q + j * cols, d + j * nb, seed + j * nb};
+  for (std::int64_t j = 0; j < n; ++j) views[j] = {a.q + j * cols, a.d + j * nb, a.seed + j * nb};
 }
 
 // x (n, cols) f32 -> the same Q8_0 activations as prepare_activations, block-major for the packed kernels
@@ -497,29 +510,17 @@ inline void prepare_activations(ThreadPool& pool, const float* x, std::int64_t n
 template <DType T>
 inline PackedActs prepare_packed_activations(ThreadPool& pool, const float* x, std::int64_t n, std::int64_t cols) {
   const std::int64_t nb = cols / kQK;
-  const std::size_t q_bytes = static_cast<std::size_t>((n * cols + 63) / 64 * 64);
-  auto* scratch = static_cast<unsigned char*>(activation_scratch(1).get(
-      q_bytes + static_cast<std::size_t>(n * nb) * (sizeof(float) + sizeof(std::int32_t))));
-  auto* q = reinterpret_cast<std::int8_t*>(scratch);
-  auto* d = reinterpret_cast<float*>(scratch + q_bytes);
-  auto* seed = reinterpret_cast<std::int32_t*>(d + n * nb);
-  constexpr std::int32_t kOffset = T == DType::Q8_0 ? 128 : 8;
+  const ActArrays a = activation_arrays(1, n, nb);
   auto prepare = [&](std::int64_t b0, std::int64_t b1) {  // blocks [b0, b1) of every position: one range of q
     for (std::int64_t b = b0; b < b1; ++b)
-      for (std::int64_t j = 0; j < n; ++j) {
-        const std::int64_t i = b * n + j;
-        d[i] = quantize_block_q8_0_act(x + j * cols + b * kQK, q + i * kQK);
-        std::int32_t sum = 0;
-        for (int k = 0; k < kQK; ++k) sum += q[i * kQK + k];
-        seed[i] = -kOffset * sum;
-      }
+      for (std::int64_t j = 0; j < n; ++j) quantize_act_block<T>(x + j * cols + b * kQK, a, b * n + j);
   };
   if (n * cols <= 65536) {
     prepare(0, nb);
   } else {
     pool.parallel_for(nb, prepare, 8);
   }
-  return {q, d, seed, n};
+  return {a.q, a.d, a.seed, n};
 }
 
 // W (rows, cols) Q8_0/Q4_0 @ x (n, cols) -> y (n, rows), activations quantized to Q8_0 first. The packed
