@@ -12,7 +12,7 @@
 //       for group of 16 rows                           (one sequential stream, read from memory once per chunk)
 //         for tile of kPackedTilePos positions,        (16 rows x P positions in registers, each weight
 //             then one of the 1 .. kPackedTilePos-1 left  vector loaded once and used for all P positions;
-//                                                       Q8_0/Q4_0: 8 with AVX-512, else 4; F16: 4)
+//                                                       Q8_0/Q4_0 8, F16 6 with AVX-512, else 4)
 //   row-major W (F32, BF16, the other block types; rows that are not packed), parallel over 8-row aligned parts:
 //     for chunk of 16 positions
 //       for tile of 8 rows, then single rows

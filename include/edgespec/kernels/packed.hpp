@@ -232,11 +232,11 @@ inline constexpr std::int64_t kPackedPrefetchBytes =
 
 // Positions per packed tile: every weight vector loaded from the stream feeds this many positions. AVX-512's 32
 // vector registers hold 8 positions' accumulators next to a block's 8 weight vectors, so a verification pass
-// over up to 8 positions reads each group once, in one pass; AVX2's 16 registers hold 4 (and the 4-position
-// tile runs the group's two halves as two passes).
+// over up to 8 positions reads each group once, in one pass (F16 keeps 4 accumulators per position: 6
+// positions); AVX2's 16 registers hold 4 (and the 4-position tile runs the group's two halves as two passes).
 #if EDGESPEC_PACKED_AVX512
 inline constexpr int kPackedTilePos = 8;
-inline constexpr int kPackedTilePosF16 = 4;
+inline constexpr int kPackedTilePosF16 = 6;  // 4 accumulators per position: 24 of the 32 registers
 #else
 inline constexpr int kPackedTilePosF16 = 4;
 inline constexpr int kPackedTilePos = 4;
