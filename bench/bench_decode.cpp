@@ -167,6 +167,11 @@ void verify_timing(benchmark::internal::Benchmark* b) {
   b->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(7);
 }
 
+// The verification curve of a type: n = 1, 2, 4, 8 at 1 and 2 threads
+void verify_curve(benchmark::internal::Benchmark* b) {
+  b->ArgsProduct({{1, 2, 4, 8}, {1, 2}})->Apply(verify_timing);
+}
+
 }  // namespace
 
 BENCHMARK_CAPTURE(BM_decode, f32, synthetic(DType::F32))->Apply(decode_args);
@@ -189,18 +194,12 @@ BENCHMARK_CAPTURE(BM_verify, q8_0, synthetic(DType::Q8_0))
     ->ArgsProduct({{1, 2, 3, 4, 5, 6, 8, 12, 16}, {1, 2}})
     ->Apply(verify_timing);
 // The other types users run as targets: F16, Q4_0, and the K-quants of llama.cpp's Q4_K_M files.
-BENCHMARK_CAPTURE(BM_verify, f16, synthetic(DType::F16))
-    ->ArgsProduct({{1, 2, 4, 8}, {1, 2}})
-    ->Apply(verify_timing);
+BENCHMARK_CAPTURE(BM_verify, f16, synthetic(DType::F16))->Apply(verify_curve);
 BENCHMARK_CAPTURE(BM_verify, q4_0, synthetic(DType::Q4_0))
     ->ArgsProduct({{1, 2, 4, 8, 16}, {1, 2}})
     ->Apply(verify_timing);
-BENCHMARK_CAPTURE(BM_verify, q4_k, synthetic(DType::Q4_K))
-    ->ArgsProduct({{1, 2, 4, 8}, {1, 2}})
-    ->Apply(verify_timing);
-BENCHMARK_CAPTURE(BM_verify, q6_k, synthetic(DType::Q6_K))
-    ->ArgsProduct({{1, 2, 4, 8}, {1, 2}})
-    ->Apply(verify_timing);
+BENCHMARK_CAPTURE(BM_verify, q4_k, synthetic(DType::Q4_K))->Apply(verify_curve);
+BENCHMARK_CAPTURE(BM_verify, q6_k, synthetic(DType::Q6_K))->Apply(verify_curve);
 
 // EDGESPEC_BENCH_MODEL=FILE adds BM_decode/file and BM_verify/file: any GGUF (SmolLM2, a user's download)
 // measured the same way, with its weight types as they are.
