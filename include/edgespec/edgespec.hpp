@@ -8,7 +8,8 @@
 //   model/      architectures as types, weight loading (GGUF, llama2.c), the transformer
 //   tokenizer/  SentencePiece-style BPE and GPT-2 byte-level BPE, as llama.cpp tokenizes; chat templates
 //   sampling/   greedy, temperature, top-k, top-p
-//   speculative/ Pipeline<Draft<...>, Target<...>, DraftLen<N>>: drafting, exact verification, statistics
+//   speculative/ Pipeline<Draft<...>, Target<...>, DraftLen<N>>: drafting (models, skipped layers, n-gram
+//               lookup), exact verification, statistics
 #pragma once
 
 #include "edgespec/core/dtype.hpp"
@@ -30,6 +31,7 @@
 #include "edgespec/runtime/generate.hpp"
 #include "edgespec/runtime/thread_pool.hpp"
 #include "edgespec/sampling/sampler.hpp"
+#include "edgespec/speculative/ngram.hpp"
 #include "edgespec/speculative/pipeline.hpp"
 #include "edgespec/speculative/properties.hpp"
 #include "edgespec/speculative/verify.hpp"
