@@ -112,7 +112,7 @@ TEST_CASE("forward_batch rejects bad batches and changes nothing", "[transformer
   rejects({{&a, t3, 1}, {&foreign, t3, 1}}, "not made for this model");
   rejects({{&a, t3, 1}, {&b, t17, 1}}, "context overflow");
   rejects({{&a, t3, 4}}, "rows of logits");
-  rejects({{&a, t3, 0}}, "rows of logits");
+  rejects({{&a, t3, -1}}, "rows of logits");
   rejects({{&a, t3, 1}, {&b, bad, 1}}, "out of range");
   rejects({{nullptr, t3, 1}}, "no KV cache");
 
@@ -121,4 +121,8 @@ TEST_CASE("forward_batch rejects bad batches and changes nothing", "[transformer
   CHECK(model.forward_batch(ok).size() == 4 * 512);
   CHECK(a.position() == 3);
   CHECK(b.position() == 3);
+  // logit_rows 0: a prefill that only fills the cache.
+  const std::vector<SequenceInput> fill = {{&a, t3, 0}};
+  CHECK(model.forward_batch(fill).empty());
+  CHECK(a.position() == 6);
 }

@@ -169,7 +169,8 @@ class KvCache {
 
 // One sequence of a batched forward (Transformer::forward_batch): its cache, the tokens to run at positions
 // [cache->position(), + tokens.size()), and how many of its last rows need logits (1: the next-token
-// distribution; tokens.size(): every position, as verification does).
+// distribution; tokens.size(): every position, as verification does; 0: none, a prefill that only fills the
+// cache).
 struct SequenceInput {
   KvCache* cache = nullptr;
   std::span<const std::int32_t> tokens;
@@ -260,7 +261,7 @@ class Transformer {
       ES_CHECK(len > 0, "forward: no tokens");
       ES_CHECK(kc.position() + len <= kc.max_seq(), "forward: context overflow: ", kc.position(), " + ", len,
                " tokens exceed max_seq ", kc.max_seq());
-      ES_CHECK(in.logit_rows >= 1 && in.logit_rows <= len, "forward_batch: sequence ", s, " asks for ",
+      ES_CHECK(in.logit_rows >= 0 && in.logit_rows <= len, "forward_batch: sequence ", s, " asks for ",
                in.logit_rows, " rows of logits out of ", len);
       n += len;
       out_rows += in.logit_rows;
@@ -314,7 +315,7 @@ class Transformer {
         rmsnorm<kDim>(xb_.data() + out * d, x + (first + i) * d, w_->output_norm, c_.dim, c_.norm_eps);
       first += len;
     }
-    matmul<kDim>(*pool_, w_->output, xb_.data(), out_rows, logits_.data());
+    if (out_rows > 0) matmul<kDim>(*pool_, w_->output, xb_.data(), out_rows, logits_.data());
     return {logits_.data(), static_cast<std::size_t>(out_rows * v)};
   }
 
