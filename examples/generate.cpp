@@ -5,11 +5,13 @@
 //                     [--threads N] [--ctx N] [--stop-at-eos | --ignore-eos] [--json]
 //                     [--draft FILE | --draft-skip 1,3 | --draft-quant q8_0] [--draft-len N | --adaptive MIN:MAX]
 //                     [--early-stop P] [--draft-device cpu|gpu] [--target-device cpu|gpu]
+//   edgespec-generate --server URL [--draft FILE | --draft-quant T --model FILE | --draft-ngram N] ...  (remote.hpp)
 #include <iostream>
 #include <thread>
 #include <utility>
 
 #include "cli.hpp"
+#include "remote.hpp"
 #include "speculation.hpp"
 
 namespace {
@@ -46,11 +48,14 @@ int main(int argc, char** argv) {
     std::set<std::string> with_value = {"model", "tokenizer", "prompt", "n", "temp", "top-k", "top-p", "seed",
                                         "threads", "ctx", "system", "chat-template"};
     with_value.insert(cli::kSpeculativeOptions.begin(), cli::kSpeculativeOptions.end());
+    with_value.insert(cli::kRemoteOptions.begin(), cli::kRemoteOptions.end());
     const cli::Args args(argc, argv, with_value, {"json", "stop-at-eos", "ignore-eos", "chat", "special", "help"});
     if (args.has("help")) {
-      std::cout << kUsage << cli::kChatUsage << "\n" << cli::kSpeculativeUsage;
+      std::cout << kUsage << cli::kChatUsage << "\n" << cli::kSpeculativeUsage << "\n" << cli::kRemoteUsage;
       return 0;
     }
+    if (args.has("server")) return cli::run_remote(args);
+    ES_CHECK(!args.has("draft-ngram"), "--draft-ngram needs --server in this build");
     const bool chat = args.has("chat");
     ES_CHECK(chat || (!args.has("system") && !args.has("chat-template")), "--system and --chat-template need --chat");
     ES_CHECK(!(args.has("stop-at-eos") && args.has("ignore-eos")), "give --stop-at-eos or --ignore-eos, not both");

@@ -122,6 +122,7 @@ class HttpServer {
     http_.set_read_timeout(30, 0);
     http_.set_write_timeout(30, 0);
     http_.set_keep_alive_timeout(5);
+    http_.set_tcp_nodelay(true);  // small answers, one per round: no Nagle/delayed-ACK stalls
     routes();
   }
 
