@@ -36,6 +36,9 @@ constexpr const char* kUsage = R"(usage: edgespec-server --model FILE [--tokeniz
   --max-tokens N      largest max_tokens of /v1/completions (default 4096)
   --chat-template T   the chat template for "messages" (default: the model's)
   --name NAME         the model name in OpenAI responses (default: the file name)
+  --session-id-start N, --session-id-step S
+                      session ids N, N+S, N+2S, ... (default 1, 1): several servers behind one proxy get
+                      disjoint ids (server i of S: start i, step S; docs/server.md)
 
 Stops cleanly on SIGTERM or SIGINT.
 )";
@@ -48,7 +51,7 @@ int main(int argc, char** argv) {
     const cli::Args args(argc, argv,
                          {"model", "tokenizer", "host", "port", "threads", "max-sessions", "max-batch",
                           "max-batch-positions", "ctx", "max-draft", "prefill-chunk", "idle-timeout", "http-threads",
-                          "max-body", "max-tokens", "chat-template", "name"},
+                          "max-body", "max-tokens", "chat-template", "name", "session-id-start", "session-id-step"},
                          {"help"});
     if (args.has("help")) {
       std::cout << kUsage;
@@ -63,6 +66,8 @@ int main(int argc, char** argv) {
     vo.max_draft = args.num<int>("max-draft", kMaxDraftLen, 0, 64);
     vo.prefill_chunk = args.num<int>("prefill-chunk", 256, 1, 1 << 20);
     vo.idle_timeout = args.num<double>("idle-timeout", 300.0, 0.001, 1e9);
+    vo.id_start = args.num<std::int64_t>("session-id-start", 1, 0, std::int64_t{1} << 52);
+    vo.id_step = args.num<std::int64_t>("session-id-step", 1, 1, 1 << 20);
     serving::HttpOptions ho;
     ho.host = args.str("host", "127.0.0.1");
     ho.port = args.num<int>("port", 8080, 0, 65535);

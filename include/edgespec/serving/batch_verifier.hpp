@@ -71,6 +71,8 @@ struct VerifierOptions {
   int max_draft = kMaxDraftLen;   // draft tokens per request at most
   int prefill_chunk = 256;        // prompt tokens per forward for one session
   double idle_timeout = 300.0;    // seconds; a session with no request for this long is closed
+  // Session ids are id_start, id_start + id_step, ...: servers behind one proxy get disjoint ids (docs/server.md).
+  std::int64_t id_start = 1, id_step = 1;
 
   void validate() const {
     ES_CHECK(max_sessions >= 1 && max_sessions <= 4096, "max_sessions ", max_sessions, " is out of range [1, 4096]");
@@ -80,6 +82,8 @@ struct VerifierOptions {
     ES_CHECK(max_draft >= 0 && max_draft <= 64, "max_draft ", max_draft, " is out of range [0, 64]");
     ES_CHECK(prefill_chunk >= 1, "prefill_chunk ", prefill_chunk, " must be >= 1");
     ES_CHECK(idle_timeout > 0.0, "idle_timeout ", idle_timeout, " must be > 0 seconds");
+    ES_CHECK(id_start >= 0 && id_step >= 1, "session ids: start ", id_start, " must be >= 0 and step ", id_step,
+             " >= 1");
   }
 };
 
@@ -131,7 +135,7 @@ class BatchVerifier {
 
  public:
   BatchVerifier(std::shared_ptr<const LlamaWeights> weights, ThreadPool& pool, VerifierOptions opt = {})
-      : opt_((opt.validate(), opt)), model_(std::move(weights), pool, /*max_seq=*/1) {
+      : opt_((opt.validate(), opt)), model_(std::move(weights), pool, /*max_seq=*/1), next_id_(opt_.id_start) {
     worker_ = std::thread([this] { work(); });
   }
   BatchVerifier(const BatchVerifier&) = delete;
@@ -172,7 +176,8 @@ class BatchVerifier {
       } catch (const Error& e) {
         reject(503, "server_error", e.what());
       }
-      s->id = next_id_++;
+      s->id = next_id_;
+      next_id_ += opt_.id_step;
       s->busy = true;
       s->last_used = clock::now();
       sessions_[s->id] = s;
@@ -522,7 +527,7 @@ class BatchVerifier {
   std::condition_variable cv_;
   std::deque<std::shared_ptr<Job>> queue_;
   std::map<std::int64_t, std::shared_ptr<Session>> sessions_;
-  std::int64_t next_id_ = 1;
+  std::int64_t next_id_;
   bool stopping_ = false;
   VerifierMetrics metrics_;
   std::vector<float> p_, q_, residual_;  // worker only
