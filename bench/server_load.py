@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""Load measurements of edgespec-server with real clients (edgespec-generate --server), as separate processes.
+
+    bench/server_load.py batching   8 concurrent n-gram clients against a SmolLM2 Q8_0 target:
+                                    wall time with --max-batch 1 over --max-batch 8, outputs compared
+    bench/server_load.py capacity   S = 1, 2, 4, 8, 12, 16 concurrent clients, batched and --max-batch 1:
+                                    per-session tokens/s, total tokens/s, and the sessions served at a given
+                                    per-session rate (a fraction of serving one session alone)
+
+Environment: EDGESPEC_BIN_DIR (default build/bin), EDGESPEC_MODEL_DIR (SmolLM2's Q4_1 file, converted once to
+Q8_0 with edgespec-convert into EDGESPEC_BENCH_DIR, default ./bench-models), SERVER_THREADS (default 2),
+TOKENS (per client, default 96), DRAFT_LEN (default 4), ROUNDS (repetitions, best kept; default 2).
+"""
+import concurrent.futures as futures
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+BIN = os.environ.get("EDGESPEC_BIN_DIR", "build/bin")
+MODELS = os.environ.get("EDGESPEC_MODEL_DIR", "../shared/models")
+BENCH_DIR = os.environ.get("EDGESPEC_BENCH_DIR", "bench-models")
+THREADS = os.environ.get("SERVER_THREADS", "2")
+TOKENS = int(os.environ.get("TOKENS", "96"))
+DRAFT_LEN = os.environ.get("DRAFT_LEN", "4")
+ROUNDS = int(os.environ.get("ROUNDS", "2"))
+
+PROMPTS = [
+    "Summarize: The cat sat on the mat. The cat sat on the mat because the mat was warm. The mat was warm.",
+    "def add(a, b):\n    return a + b\n\ndef sub(a, b):\n    return a - b\n\ndef mul(a, b):\n",
+    "Repeat after me: one two three four, one two three four, one two three four,",
+    "The capital of France is Paris. The capital of Italy is Rome. The capital of Spain is",
+    "List the days of the week: Monday, Tuesday, Wednesday,",
+    "Once upon a time, in a small village, there lived a girl. Once upon a time, in a small village,",
+    "Translate to French: Good morning. -> Bonjour. Good night. -> Bonne nuit. Good evening. ->",
+    "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,",
+    "The quick brown fox jumps over the lazy dog. The quick brown fox",
+    "Water boils at 100 degrees Celsius. Water freezes at",
+    "In 1969, Neil Armstrong walked on the moon. In 1969,",
+    "A B C D E F G A B C D E F G A B C",
+    "To make tea, boil water. To make coffee, boil water. To make soup,",
+    "red, green, blue, red, green, blue, red,",
+    "Hello! How are you? Hello! How are you? Hello!",
+    "The three primary colors are red, yellow and blue. The three primary colors are",
+]
+
+
+def target_model():
+    os.makedirs(BENCH_DIR, exist_ok=True)
+    out = os.path.join(BENCH_DIR, "smollm2-q8_0.gguf")
+    if not os.path.exists(out):
+        src = os.path.join(MODELS, "gguf", "smollm2-135m-instruct-q4_1.gguf")
+        print("converting %s to Q8_0 (once)..." % src, file=sys.stderr)
+        subprocess.run([os.path.join(BIN, "edgespec-convert"), src, out + ".part", "--type", "q8_0"], check=True)
+        os.rename(out + ".part", out)
+    return out
+
+
+class Server:
+    def __init__(self, model, max_batch, max_sessions=32):
+        self.proc = subprocess.Popen([os.path.join(BIN, "edgespec-server"), "--model", model, "--port", "0",
+                                      "--threads", THREADS, "--max-batch", str(max_batch), "--max-sessions",
+                                      str(max_sessions), "--ctx", "1024"], stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        self.url = re.search(r"listening on (http://[^ ]+)", line).group(1)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=60)
+
+
+def client(url, prompt):
+    t0 = time.time()
+    p = subprocess.run([os.path.join(BIN, "edgespec-generate"), "--server", url, "--prompt", prompt, "-n",
+                        str(TOKENS), "--ignore-eos", "--draft-ngram", "3", "--draft-len", DRAFT_LEN, "--json"],
+                       capture_output=True, text=True, check=True)
+    out = json.loads(p.stdout)
+    out["wall"] = time.time() - t0
+    return out
+
+
+def run_clients(url, n):
+    with futures.ThreadPoolExecutor(max_workers=n) as ex:
+        t0 = time.time()
+        outs = list(ex.map(lambda i: client(url, PROMPTS[i % len(PROMPTS)]), range(n)))
+        return time.time() - t0, outs
+
+
+def measure(model, max_batch, n):
+    """Best of ROUNDS: (wall seconds, outputs)."""
+    server = Server(model, max_batch)
+    try:
+        run_clients(server.url, 1)  # warm-up
+        best = None
+        for _ in range(ROUNDS):
+            wall, outs = run_clients(server.url, n)
+            if best is None or wall < best[0]:
+                best = (wall, outs)
+        return best
+    finally:
+        server.stop()
+
+
+def batching():
+    model = target_model()
+    n = 8
+    wall_1, outs_1 = measure(model, 1, n)
+    wall_8, outs_8 = measure(model, 8, n)
+    same = [a["tokens"] for a in outs_1] == [b["tokens"] for b in outs_8]
+    alpha = sum(o["stats"]["accepted"] for o in outs_8) / max(1, sum(o["stats"]["drafted"] for o in outs_8))
+    print("%d concurrent n-gram clients x %d tokens, SmolLM2 Q8_0, server threads %s, draft length %s" %
+          (n, TOKENS, THREADS, DRAFT_LEN))
+    print("  --max-batch 1: %.2f s   --max-batch 8: %.2f s   ratio %.2fx   outputs identical: %s   alpha %.2f" %
+          (wall_1, wall_8, wall_1 / wall_8, same, alpha))
+    return 0 if same else 1
+
+
+def capacity():
+    model = target_model()
+    alone_wall, alone = measure(model, 1, 1)
+    rate_alone = alone[0]["stats"]["tokens_per_second"]
+    print("SmolLM2 Q8_0, n-gram clients x %d tokens, server threads %s; one session alone: %.1f tok/s" %
+          (TOKENS, THREADS, rate_alone))
+    print("| sessions | batched: tok/s per session | batched: total tok/s | --max-batch 1: tok/s per session | "
+          "--max-batch 1: total tok/s |")
+    print("|---|---|---|---|---|")
+    rows = []
+    for s in [1, 2, 4, 8, 12, 16]:
+        cells = []
+        for mb in [s, 1]:
+            wall, outs = measure(model, mb, s)
+            per = sum(o["stats"]["tokens_per_second"] for o in outs) / s
+            total = sum(o["stats"]["generated_tokens"] for o in outs) / wall
+            cells += [per, total]
+        rows.append((s, cells))
+        print("| %d | %.1f | %.1f | %.1f | %.1f |" % (s, *cells), flush=True)
+    for frac in [0.5, 0.25]:
+        need = frac * rate_alone
+        b = max([s for s, c in rows if c[0] >= need], default=0)
+        u = max([s for s, c in rows if c[2] >= need], default=0)
+        print("capacity at >= %.0f%% of the alone rate (%.1f tok/s per session): batched %d sessions, "
+              "--max-batch 1 %d sessions" % (frac * 100, need, b, u))
+    return 0
+
+
+if __name__ == "__main__":
+    modes = {"batching": batching, "capacity": capacity}
+    if len(sys.argv) != 2 or sys.argv[1] not in modes:
+        print(__doc__)
+        sys.exit(2)
+    sys.exit(modes[sys.argv[1]]())
