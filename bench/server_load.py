@@ -53,7 +53,8 @@ def target_model():
     if not os.path.exists(out):
         src = os.path.join(MODELS, "gguf", "smollm2-135m-instruct-q4_1.gguf")
         print("converting %s to Q8_0 (once)..." % src, file=sys.stderr)
-        subprocess.run([os.path.join(BIN, "edgespec-convert"), src, out + ".part", "--type", "q8_0"], check=True)
+        subprocess.run([os.path.join(BIN, "edgespec-convert"), src, "-o", out + ".part", "--type", "q8_0"], check=True,
+                       stdout=subprocess.DEVNULL)
         os.rename(out + ".part", out)
     return out
 
