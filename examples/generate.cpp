@@ -3,7 +3,8 @@
 //   edgespec-generate --model FILE [--tokenizer FILE] --prompt TEXT [-n N] [--chat [--system TEXT]
 //                     [--chat-template NAME]] [--special] [--temp T] [--top-k K] [--top-p P] [--seed S]
 //                     [--threads N] [--ctx N] [--stop-at-eos | --ignore-eos] [--json]
-//                     [--draft FILE | --draft-skip 1,3 | --draft-quant q8_0] [--draft-len N | --adaptive MIN:MAX]
+//                     [--draft FILE | --draft-skip 1,3 | --draft-quant q8_0 | --draft-ngram 3]
+//                     [--draft-len N | --adaptive MIN:MAX]
 //                     [--early-stop P] [--draft-device cpu|gpu] [--target-device cpu|gpu]
 #include <iostream>
 #include <thread>
