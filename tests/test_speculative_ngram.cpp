@@ -215,7 +215,7 @@ TEST_CASE("stochastic n-gram drafting emits the target's exact distribution", "[
     if (c.prompt.rfind("Sam had", 0) == 0) sam = &c;
   REQUIRE(sam != nullptr);
   // "Sam had a red ball. He wanted to play with it all day. He": ". He" occurred before, so the drafts are
-  // " wanted to play"; the target gives " wanted" about 0.3 at temperature 1 (36 bins with >= 5 expected).
+  // " wanted to play"; the target gives " wanted" about 0.3 at temperature 1 (over 30 bins with >= 5 expected).
   Tokens prompt = sam->prompt_tokens;
   prompt.insert(prompt.end(), sam->greedy_tokens.begin(), sam->greedy_tokens.begin() + 10);
   prompt.push_back(sam->prompt_tokens.back());
@@ -255,7 +255,7 @@ TEST_CASE("stochastic n-gram drafting emits the target's exact distribution", "[
   o.sampling = sp;
   o.max_seq = 64;
   Pipeline<Draft<NGram<3>>, Target<>, DraftLen<3>, StochasticVerify> pipeline(target, pool, o);
-  constexpr long n = 12000;
+  constexpr long n = 8000;
   std::vector<long> first(p1.size(), 0), second(p2.size(), 0);
   long second_n = 0, drafted_first = 0;
   for (long s = 0; s < n; ++s) {
