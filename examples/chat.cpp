@@ -3,13 +3,17 @@
 // prefills its own new tokens.
 //
 //   edgespec-chat --model FILE [--system TEXT] [--chat-template NAME] [-n N] [--ctx N] [--threads N]
-//                 [--temp T ...] [--draft FILE | --draft-skip L,... | --draft-quant T] [--draft-len N | --adaptive]
+//                 [--temp T ...] [--draft FILE | --draft-skip L,... | --draft-quant T | --draft-ngram N]
+//                 [--draft-len N | --adaptive]
 //
 // Turn k's new tokens: the template applied to the whole conversation (with the assistant's generation prompt)
 // minus the text the caches already hold (the previous formatted prompt and the reply as generated, its
 // end-of-generation token included), tokenized with special tokens parsed, as llama.cpp's
 // common_chat_format_single does. When the formatted history does not extend that text (a template that
 // rewrites earlier turns), the conversation is prefilled again from the start.
+//
+// With --draft-ngram the lookup runs over the pipeline's whole sequence, i.e. the whole conversation so far
+// (system message, every turn and reply): a reply that quotes an earlier turn is drafted from it.
 #include <unistd.h>
 
 #include <iostream>

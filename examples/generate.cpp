@@ -3,7 +3,8 @@
 //   edgespec-generate --model FILE [--tokenizer FILE] --prompt TEXT [-n N] [--chat [--system TEXT]
 //                     [--chat-template NAME]] [--special] [--temp T] [--top-k K] [--top-p P] [--seed S]
 //                     [--threads N] [--ctx N] [--stop-at-eos | --ignore-eos] [--json]
-//                     [--draft FILE | --draft-skip 1,3 | --draft-quant q8_0] [--draft-len N | --adaptive MIN:MAX]
+//                     [--draft FILE | --draft-skip 1,3 | --draft-quant q8_0 | --draft-ngram 3]
+//                     [--draft-len N | --adaptive MIN:MAX]
 //                     [--early-stop P] [--draft-device cpu|gpu] [--target-device cpu|gpu]
 //   edgespec-generate --server URL [--draft FILE | --draft-quant T --model FILE | --draft-ngram N] ...  (remote.hpp)
 #include <iostream>
@@ -55,7 +56,6 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (args.has("server")) return cli::run_remote(args);
-    ES_CHECK(!args.has("draft-ngram"), "--draft-ngram needs --server in this build");
     const bool chat = args.has("chat");
     ES_CHECK(chat || (!args.has("system") && !args.has("chat-template")), "--system and --chat-template need --chat");
     ES_CHECK(!(args.has("stop-at-eos") && args.has("ignore-eos")), "give --stop-at-eos or --ignore-eos, not both");

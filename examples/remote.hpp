@@ -19,7 +19,7 @@
 
 namespace edgespec::cli {
 
-inline const std::set<std::string> kRemoteOptions = {"server", "draft-ngram"};
+inline const std::set<std::string> kRemoteOptions = {"server"};
 
 inline constexpr const char* kRemoteUsage = R"(remote verification (SLED: drafting here, verification on an edgespec-server):
   --server URL       http://host:port of an edgespec-server; the target is the server's model. Drafter: --draft

@@ -20,9 +20,12 @@ inline constexpr const char* kSpeculativeUsage =
   --draft-skip L,..  self-speculative: the target itself with these layers skipped (no extra memory)
   --draft-quant T    the draft is a copy of the target's weights in type T (any --type of edgespec-convert:
                      q8_0, q4_0, q4_k, f16, ...)
+  --draft-ngram N    n-gram lookup, no draft model: draft what followed the latest earlier occurrence of the
+                     last N (then N-1, ..., 1) tokens of the prompt and output so far; N 1..64 (e.g. 3). Pays
+                     off on repetitive text: summaries, code edits, answers that quote the prompt
   --draft-len N      draft tokens per round, 1..16 (default 4)
   --adaptive MIN:MAX adapt the draft length to the running acceptance rate within [MIN, MAX]
-  --early-stop P     stop drafting when the draft's top probability falls below P (0..1)
+  --early-stop P     stop drafting when the draft's top probability falls below P (0..1; not with --draft-ngram)
   --draft-device D, --target-device D
                      cpu (gpu needs the OpenCL backend, not part of this build)
 )";
@@ -34,11 +37,13 @@ inline constexpr const char* kChatUsage = R"(chat (instruct models):
   --ignore-eos       keep generating past end-of-generation tokens (EOS, <|im_end|>, <|eot_id|>, ...)
 )";
 
-inline const std::set<std::string> kSpeculativeOptions = {"draft",    "draft-skip", "draft-quant",  "draft-len",
-                                                          "adaptive", "early-stop", "draft-device", "target-device"};
+inline const std::set<std::string> kSpeculativeOptions = {"draft",      "draft-skip",   "draft-quant",
+                                                          "draft-ngram", "draft-len",    "adaptive",
+                                                          "early-stop",  "draft-device", "target-device"};
 
 using Speculative = Pipeline<Draft<>, Target<>, AdaptiveDraftLen<1, 16>>;
 using SelfSpeculative = Pipeline<Draft<SkipLayers<>>, Target<>, AdaptiveDraftLen<1, 16>>;
+using NGramSpeculative = Pipeline<Draft<NGram<>>, Target<>, AdaptiveDraftLen<1, 16>>;
 
 inline std::vector<int> parse_int_list(const std::string& s, const char* option) {
   std::vector<int> out;
@@ -63,8 +68,8 @@ inline void check_device(const Args& args, const char* option) {
            "that runs models on a GPU is not part of it yet); use cpu");
 }
 
-// The speculative pipeline the options ask for (a second model, a requantized copy, or the target with layers
-// skipped) behind one interface; created only when a drafter option is given.
+// The speculative pipeline the options ask for (a second model, a requantized copy, the target with layers
+// skipped, or n-gram lookup in the sequence) behind one interface; created only when a drafter option is given.
 class SpeculativeSession {
  public:
   // nullptr when no drafter is asked for. `base` carries sampling, context and stop settings.
@@ -72,11 +77,15 @@ class SpeculativeSession {
                                                        const Tokenizer& tok, ThreadPool& pool, PipelineOptions po) {
     check_device(args, "target-device");
     check_device(args, "draft-device");
-    const int drafters = int(args.has("draft")) + int(args.has("draft-skip")) + int(args.has("draft-quant"));
-    ES_CHECK(drafters <= 1, "give at most one of --draft, --draft-skip and --draft-quant");
+    const int drafters = int(args.has("draft")) + int(args.has("draft-skip")) + int(args.has("draft-quant")) +
+                         int(args.has("draft-ngram"));
+    ES_CHECK(drafters <= 1, "give at most one of --draft, --draft-skip, --draft-quant and --draft-ngram");
     ES_CHECK(drafters == 1 || (!args.has("draft-len") && !args.has("adaptive") && !args.has("early-stop")),
-             "--draft-len, --adaptive and --early-stop need a drafter (--draft, --draft-skip or --draft-quant)");
+             "--draft-len, --adaptive and --early-stop need a drafter (--draft, --draft-skip, --draft-quant or "
+             "--draft-ngram)");
     if (drafters == 0) return nullptr;
+    ES_CHECK(!(args.has("draft-ngram") && args.has("early-stop")),
+             "--early-stop reads the draft model's probabilities; --draft-ngram has none");
     po.draft_len = args.num<int>("draft-len", 0, 1, kMaxDraftLen);
     if (args.has("adaptive")) {
       ES_CHECK(!args.has("draft-len"), "give --draft-len or --adaptive, not both");
@@ -93,6 +102,12 @@ class SpeculativeSession {
     }
     po.early_stop = args.num<float>("early-stop", -1.0f, 0.0f, 0.99f);
     auto s = std::unique_ptr<SpeculativeSession>(new SpeculativeSession);
+    if (args.has("draft-ngram")) {
+      po.ngram_max = args.num<int>("draft-ngram", 3, 1, 64);
+      s->ngram_ = std::make_unique<NGramSpeculative>(target, pool, po);
+      s->drafter_ = "n-gram lookup (n <= " + std::to_string(po.ngram_max) + ")";
+      return s;
+    }
     if (args.has("draft-skip")) {
       po.skip_layers = parse_int_list(args.str("draft-skip"), "draft-skip");
       s->self_ = std::make_unique<SelfSpeculative>(target, pool, po);
@@ -117,7 +132,7 @@ class SpeculativeSession {
   [[nodiscard]] const std::string& drafter() const noexcept { return drafter_; }
   template <class F>
   decltype(auto) visit(F&& f) {  // f(the pipeline)
-    return two_ ? f(*two_) : f(*self_);
+    return two_ ? f(*two_) : self_ ? f(*self_) : f(*ngram_);
   }
   void begin(std::span<const std::int32_t> prompt) {
     visit([&](auto& p) { p.begin(prompt); });
@@ -134,6 +149,7 @@ class SpeculativeSession {
 
   std::unique_ptr<Speculative> two_;
   std::unique_ptr<SelfSpeculative> self_;
+  std::unique_ptr<NGramSpeculative> ngram_;  // no draft model: looks drafts up in the whole sequence
   std::string drafter_;
 };
 

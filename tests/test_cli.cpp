@@ -71,7 +71,9 @@ TEST_CASE("edgespec-generate --json reproduces the golden continuation, target-o
                            " --tokenizer " + model_path("llama2c/tok512.bin") + " --prompt " + quote(g.prompt) +
                            " -n 64 --json --threads 2";
   for (const std::string extra : {std::string(), " --draft " + model_path("llama2c/llama2xs.bin") + " --draft-len 3",
-                                  std::string(" --draft-skip 1,3 --draft-len 2"), std::string(" --draft-quant q8_0 --adaptive 1:8")}) {
+                                  std::string(" --draft-skip 1,3 --draft-len 2"),
+                                  std::string(" --draft-quant q8_0 --adaptive 1:8"),
+                                  std::string(" --draft-ngram 3 --draft-len 4")}) {
     INFO("options:" << extra);
     const Run r = run(base + extra);
     REQUIRE(r.status == 0);
@@ -83,6 +85,7 @@ TEST_CASE("edgespec-generate --json reproduces the golden continuation, target-o
       for (const char* key : {"\"rounds\": ", "\"drafted\": ", "\"accepted\": ", "\"alpha\": ", "\"acceptance_by_position\": ",
                               "\"tokens_per_round\": ", "\"draft_seconds\": ", "\"verify_seconds\": ", "\"sample_seconds\": "})
         CHECK(r.out.find(key) != std::string::npos);
+    if (extra.find("ngram") != std::string::npos) CHECK_THAT(r.out, Catch::Contains("n-gram lookup (n <= 3)"));
   }
 }
 
@@ -128,6 +131,10 @@ TEST_CASE("bad input gives a clear error and exit code 1", "[cli]") {
       {bin("edgespec-generate") + " --model " + model_path(kSmolLM2) + " --chat --prompt x --chat-template bogus",
        "chatml"},  // the message lists the valid names
       {gen + " --prompt x --stop-at-eos --ignore-eos", "not both"},
+      {gen + " --prompt x --draft-ngram 0", "option --draft-ngram = 0 is out of range [1, 64]"},
+      {gen + " --prompt x --draft-ngram 3 --draft-skip 1",
+       "give at most one of --draft, --draft-skip, --draft-quant and --draft-ngram"},
+      {gen + " --prompt x --draft-ngram 3 --early-stop 0.3", "--draft-ngram has none"},
   };
   for (const auto& [cmd, message] : cases) {
     INFO(cmd);
@@ -168,7 +175,8 @@ TEST_CASE("edgespec-generate --chat wraps the prompt in the model's chat templat
 }
 
 TEST_CASE("edgespec-chat answers turn after turn, prefilling only each turn's new tokens", "[cli][chat]") {
-  for (const std::string extra : {std::string(), std::string(" --draft-quant q8_0 --draft-len 3")}) {
+  for (const std::string extra :
+       {std::string(), std::string(" --draft-quant q8_0 --draft-len 3"), std::string(" --draft-ngram 3 --draft-len 4")}) {
     INFO("options:" << extra);
     const Run r = run("printf 'What is the capital of France?\\nAnd of Germany?\\n' | " + bin("edgespec-chat") +
                       " --model " + model_path(kSmolLM2) + " --threads 2 -n 48" + extra);

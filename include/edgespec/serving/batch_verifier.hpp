@@ -496,13 +496,11 @@ class BatchVerifier {
     p_.resize((g + 1) * vocab);
     for (std::size_t i = 0; i <= g; ++i)
       distribution(logits.subspan(i * vocab, vocab), s.sampling, std::span<float>(p_).subspan(i * vocab, vocab), ids_);
+    // A deterministic drafter (no q sent): each q_i is a point mass on d_i.
+    if (rq.q.empty()) return verify_stochastic_point(rq.draft, p_, vocab, s.rng, residual_);
     q_.assign(g * vocab, 0.0f);
     for (std::size_t i = 0; i < g; ++i) {
       float* qi = q_.data() + i * vocab;
-      if (rq.q.empty()) {
-        qi[static_cast<std::size_t>(rq.draft[i])] = 1.0f;  // a deterministic drafter: q is a point mass
-        continue;
-      }
       const DraftDistribution& d = rq.q[i];
       if (d.ids.empty()) std::copy(d.probs.begin(), d.probs.end(), qi);
       else

@@ -11,6 +11,10 @@
 // Both caches always hold exactly the emitted sequence minus the tokens still pending for them, so output with
 // greedy verification is target-only greedy decoding, token for token, and with stochastic verification its
 // distribution is the target's (verify.hpp).
+//
+// Draft<NGram<N>> has no draft model: d_1..d_g (0 <= g <= gamma) are looked up in the sequence itself
+// (ngram.hpp), each a point mass, and verified with verify_stochastic_point; with g = 0 the round is one
+// ordinary decode step of the target (verify over [t] only).
 #pragma once
 
 #include <algorithm>
@@ -28,6 +32,7 @@
 #include "edgespec/model/transformer.hpp"
 #include "edgespec/runtime/generate.hpp"
 #include "edgespec/sampling/sampler.hpp"
+#include "edgespec/speculative/ngram.hpp"
 #include "edgespec/speculative/properties.hpp"
 #include "edgespec/speculative/verify.hpp"
 #include "edgespec/tokenizer/vocab.hpp"
@@ -39,9 +44,11 @@ struct PipelineOptions {
   int max_seq = 0;                  // KV-cache length of both models (0: the target type's / file's)
   KvType kv_type = KvType::F16;
   std::vector<int> skip_layers;     // self-speculative draft with SkipLayers<>: the layers to skip
+  int ngram_max = 0;                // n-gram draft with NGram<>: the longest n-gram matched, 1..64
   int draft_len = 0;                // AdaptiveDraftLen pipelines: a fixed length in [Min, Max] (0: adapt)
   int adaptive_min = 0, adaptive_max = 0;  // narrow the adaptive range at run time (0: the type's Min / Max)
   float early_stop = -1.0f;         // stop drafting when max q < this; < 0: the pipeline's EarlyStop<P>
+                                    // (model drafters only: NGram has no q)
   std::int32_t eos_id = -1;         // with stop_at_eos
   std::vector<std::int32_t> eog_ids;  // with stop_at_eos: every end-of-generation token (Tokenizer::eog_ids())
   bool stop_at_eos = false;
@@ -59,7 +66,7 @@ struct SpeculativeStats {
   int rejections = 0;                    // rounds that ended with a rejected draft token
   std::vector<int> drafted_at;           // per draft position i (0-based): rounds that proposed a token there
   std::vector<int> accepted_at;          // ... and accepted it
-  double draft_seconds = 0.0;            // draft forwards
+  double draft_seconds = 0.0;            // draft forwards (NGram: the lookups)
   double verify_seconds = 0.0;           // target forwards
   double sample_seconds = 0.0;           // distributions, draws, verification arithmetic
 
@@ -112,27 +119,47 @@ class Pipeline {
   using schedule = typename props::schedule;
   using target_arch = typename target_property::arch;
   static constexpr bool self_speculative = draft_property::self_speculative;
-  // A self-speculative draft is the target's architecture (and weights) with layers skipped.
-  using draft_arch = std::conditional_t<self_speculative, target_arch, typename draft_property::arch>;
+  static constexpr bool ngram_drafter = draft_property::ngram_lookup;  // Draft<NGram<N>>: no draft model
+  // A self-speculative draft is the target's architecture (and weights) with layers skipped; an n-gram draft
+  // has no model, and its tokens are the target's.
+  using draft_arch =
+      std::conditional_t<self_speculative || ngram_drafter, target_arch, typename draft_property::arch>;
   using draft_placement = typename draft_property::placement;
   using target_placement = typename target_property::placement;
   static_assert(detail::vocab_check<draft_arch::vocab_size, target_arch::vocab_size>::value);
   static_assert(!(self_speculative && draft_property::arch_given),
                 "Draft<SkipLayers<...>> is the target with layers skipped: do not give it an architecture");
+  static_assert(!ngram_drafter || props::template count<prop::early_stop> == 0,
+                "EarlyStop<P> reads the draft's probabilities; Draft<NGram<N>> has none: drop EarlyStop");
 
   // Two models. For a self-speculative pipeline pass the target's weights twice (or use the 3-argument form).
   Pipeline(std::shared_ptr<const LlamaWeights> target, std::shared_ptr<const LlamaWeights> draft, ThreadPool& pool,
            PipelineOptions opt = {})
+    requires(!ngram_drafter)
+      : Pipeline(init_tag{}, std::move(target), std::move(draft), pool, std::move(opt)) {}
+  // Self-speculative: the draft is the target with layers skipped. N-gram: the target alone.
+  Pipeline(std::shared_ptr<const LlamaWeights> target, ThreadPool& pool, PipelineOptions opt = {})
+    requires(self_speculative || ngram_drafter)
+      : Pipeline(init_tag{}, target, target, pool, std::move(opt)) {}
+
+ private:
+  struct init_tag {};
+  struct no_draft_model {};
+  using draft_model = std::conditional_t<ngram_drafter, no_draft_model, Transformer<draft_arch>>;
+
+  Pipeline(init_tag, std::shared_ptr<const LlamaWeights> target, std::shared_ptr<const LlamaWeights> draft,
+           ThreadPool& pool, PipelineOptions opt)
       : opt_(std::move(opt)),
         target_(checked(target, target_placement{}, "Target"), pool, opt_.max_seq, opt_.kv_type),
-        draft_(checked(self_speculative ? target : draft, draft_placement{}, "Draft"), pool,
-               opt_.max_seq > 0 ? opt_.max_seq : target_.config().max_seq, opt_.kv_type),
+        draft_(make_draft(self_speculative ? target : draft, pool)),
         sampler_(opt_.sampling) {
-    ES_CHECK(draft_.config().vocab_size == target_.config().vocab_size,
-             "Draft and Target must share a vocabulary (draft: ", draft_.config().vocab_size,
-             ", target: ", target_.config().vocab_size, ")");
-    if (draft_.weights().gguf && target_.weights().gguf && !self_speculative)
-      check_same_vocabulary(vocab_from_gguf(*draft_.weights().gguf), vocab_from_gguf(*target_.weights().gguf));
+    if constexpr (!ngram_drafter) {
+      ES_CHECK(draft_.config().vocab_size == target_.config().vocab_size,
+               "Draft and Target must share a vocabulary (draft: ", draft_.config().vocab_size,
+               ", target: ", target_.config().vocab_size, ")");
+      if (draft_.weights().gguf && target_.weights().gguf && !self_speculative)
+        check_same_vocabulary(vocab_from_gguf(*draft_.weights().gguf), vocab_from_gguf(*target_.weights().gguf));
+    }
     if constexpr (self_speculative) {
       if constexpr (draft_property::skip::layers.size() > 0) {
         ES_CHECK(opt_.skip_layers.empty(), "Draft<SkipLayers<...>> fixes the skipped layers; leave "
@@ -146,6 +173,23 @@ class Pipeline {
     } else {
       ES_CHECK(opt_.skip_layers.empty(), "PipelineOptions::skip_layers needs a Draft<SkipLayers<>> pipeline");
     }
+    if constexpr (ngram_drafter) {
+      if constexpr (draft_property::ngram::max_n > 0) {
+        ES_CHECK(opt_.ngram_max == 0, "Draft<NGram<", draft_property::ngram::max_n,
+                 ">> fixes the longest n-gram; leave PipelineOptions::ngram_max at 0");
+        lookup_.max_n = draft_property::ngram::max_n;
+      } else {
+        ES_CHECK(opt_.ngram_max >= 1 && opt_.ngram_max <= 64, "Draft<NGram<>> takes the longest n-gram from "
+                 "PipelineOptions::ngram_max, which must be in 1..64 (it is ", opt_.ngram_max, ")");
+        lookup_.max_n = opt_.ngram_max;
+      }
+      lookup_.min_n = 1;
+      lookup_.check();
+      ES_CHECK(opt_.early_stop <= 0.0f, "early stop reads the draft's probabilities; the n-gram drafter has none "
+               "(leave PipelineOptions::early_stop negative)");
+    } else {
+      ES_CHECK(opt_.ngram_max == 0, "PipelineOptions::ngram_max needs a Draft<NGram<>> pipeline");
+    }
     if (opt_.draft_len != 0)
       ES_CHECK(opt_.draft_len >= draft_length::min && opt_.draft_len <= draft_length::max, "draft length ",
                opt_.draft_len, " is out of this pipeline's range [", draft_length::min, ", ", draft_length::max, "]");
@@ -157,13 +201,20 @@ class Pipeline {
     ES_CHECK(early_stop_ < 1.0f, "early stop threshold ", early_stop_, " must be below 1");
     gamma_ = opt_.draft_len != 0 ? opt_.draft_len : hi_;
   }
-  // Self-speculative: the draft is the target with layers skipped.
-  Pipeline(std::shared_ptr<const LlamaWeights> target, ThreadPool& pool, PipelineOptions opt = {})
-    requires self_speculative
-      : Pipeline(target, target, pool, std::move(opt)) {}
 
+ public:
   [[nodiscard]] Transformer<target_arch>& target() noexcept { return target_; }
-  [[nodiscard]] Transformer<draft_arch>& draft() noexcept { return draft_; }
+  [[nodiscard]] Transformer<draft_arch>& draft() noexcept
+    requires(!ngram_drafter)
+  {
+    return draft_;
+  }
+  // Draft<NGram<N>>: the lookup and its longest n-gram.
+  [[nodiscard]] const NGramLookup& ngram() const noexcept
+    requires ngram_drafter
+  {
+    return lookup_;
+  }
   [[nodiscard]] const PipelineOptions& options() const noexcept { return opt_; }
   // The draft length the next round will use.
   [[nodiscard]] int draft_len() const noexcept { return gamma_; }
@@ -178,13 +229,13 @@ class Pipeline {
     ES_CHECK(static_cast<int>(prompt.size()) < target_.config().max_seq, "speculative generation: the prompt (",
              prompt.size(), " tokens) does not fit the context of ", target_.config().max_seq);
     target_.reset();
-    draft_.reset();
+    if constexpr (!ngram_drafter) draft_.reset();
     restart_stats(static_cast<int>(prompt.size()));
     sampler_ = Sampler(opt_.sampling);
     const auto t0 = clock::now();
     if (prompt.size() > 1) {
       target_.forward(prompt.first(prompt.size() - 1));
-      draft_.forward(prompt.first(prompt.size() - 1));
+      if constexpr (!ngram_drafter) draft_.forward(prompt.first(prompt.size() - 1));
     }
     stats_.gen.prefill_seconds = seconds_since(t0);
     seq_.assign(prompt.begin(), prompt.end());
@@ -206,8 +257,10 @@ class Pipeline {
     feed_.assign(1, last_);
     feed_.insert(feed_.end(), tokens.begin(), tokens.end() - 1);
     target_.forward(feed_);
-    draft_pending_.insert(draft_pending_.end(), tokens.begin(), tokens.end() - 1);
-    draft_.forward(draft_pending_);
+    if constexpr (!ngram_drafter) {
+      draft_pending_.insert(draft_pending_.end(), tokens.begin(), tokens.end() - 1);
+      draft_.forward(draft_pending_);
+    }
     stats_.gen.prefill_seconds = seconds_since(t0);
     seq_.insert(seq_.end(), tokens.begin(), tokens.end());
     last_ = tokens.back();
@@ -226,15 +279,19 @@ class Pipeline {
     // ---- draft ----
     auto t0 = clock::now();
     drafts_.clear();
-    q_.resize(static_cast<std::size_t>(std::max(gamma, 1)) * vocab);
-    if (gamma > 0) {
-      if constexpr (!draft_length::adaptive)
-        [&]<int... I>(std::integer_sequence<int, I...>) {
-          (draft_step(I, greedy, vocab) && ...);  // unrolled; stops at the first false (early stop)
-        }(std::make_integer_sequence<int, draft_length::max>{});
-      else
-        for (int i = 0; i < gamma && draft_step(i, greedy, vocab); ++i) {
-        }
+    if constexpr (ngram_drafter) {
+      lookup_.draft(seq_, gamma, drafts_);  // the whole sequence: prompt and emitted tokens, ending with t
+    } else {
+      q_.resize(static_cast<std::size_t>(std::max(gamma, 1)) * vocab);
+      if (gamma > 0) {
+        if constexpr (!draft_length::adaptive)
+          [&]<int... I>(std::integer_sequence<int, I...>) {
+            (draft_step(I, greedy, vocab) && ...);  // unrolled; stops at the first false (early stop)
+          }(std::make_integer_sequence<int, draft_length::max>{});
+        else
+          for (int i = 0; i < gamma && draft_step(i, greedy, vocab); ++i) {
+          }
+      }
     }
     const int g = static_cast<int>(drafts_.size());
     stats_.draft_seconds += seconds_since(t0);
@@ -256,8 +313,11 @@ class Pipeline {
       for (int i = 0; i <= g; ++i)
         distribution(logits.subspan(static_cast<std::size_t>(i) * vocab, vocab), opt_.sampling,
                      std::span<float>(p_).subspan(static_cast<std::size_t>(i) * vocab, vocab), scratch_ids_);
-      vr = verify_stochastic(drafts_, p_, std::span<const float>(q_).first(static_cast<std::size_t>(g) * vocab), vocab,
-                             sampler_.rng(), residual_);
+      if constexpr (ngram_drafter)
+        vr = verify_stochastic_point(drafts_, p_, vocab, sampler_.rng(), residual_);
+      else
+        vr = verify_stochastic(drafts_, p_, std::span<const float>(q_).first(static_cast<std::size_t>(g) * vocab),
+                               vocab, sampler_.rng(), residual_);
     }
     stats_.sample_seconds += seconds_since(t0);
 
@@ -278,9 +338,11 @@ class Pipeline {
     target_.truncate(base + 1 + k);                      // == fed: keeps `last` and d_1..d_k
     // The draft fed its pending tokens and d_1..d_{g-1}: those up to d_k are right. What it lacks (d_g when all
     // were accepted, and the newest token) it feeds in the next round's first forward.
-    const int keep = std::min(draft_.position(), fed);
-    draft_.truncate(keep);
-    draft_pending_.assign(seq_.begin() + keep, seq_.end());
+    if constexpr (!ngram_drafter) {
+      const int keep = std::min(draft_.position(), fed);
+      draft_.truncate(keep);
+      draft_pending_.assign(seq_.begin() + keep, seq_.end());
+    }
     last_ = vr.next_token;
     if constexpr (draft_length::adaptive)
       if (opt_.draft_len == 0) adapt(g, k);
@@ -333,6 +395,14 @@ class Pipeline {
     return std::chrono::duration<double>(clock::now() - t0).count();
   }
 
+  draft_model make_draft(std::shared_ptr<const LlamaWeights> w, ThreadPool& pool) const {
+    if constexpr (ngram_drafter)
+      return {};
+    else
+      return draft_model(checked(std::move(w), draft_placement{}, "Draft"), pool,
+                         opt_.max_seq > 0 ? opt_.max_seq : target_.config().max_seq, opt_.kv_type);
+  }
+
   template <class P>
   static std::shared_ptr<const LlamaWeights> checked(std::shared_ptr<const LlamaWeights> w, P, const char* role) {
     ES_CHECK(w != nullptr, role, ": no model given");
@@ -349,10 +419,12 @@ class Pipeline {
     const std::size_t len = seq_.size() - n;
     const int fed = static_cast<int>(len) - 1;
     target_.truncate(std::min(target_.position(), fed));
-    draft_.truncate(std::min(draft_.position(), fed));
     seq_.resize(len);
     last_ = seq_.back();
-    draft_pending_.assign(seq_.begin() + draft_.position(), seq_.end());
+    if constexpr (!ngram_drafter) {
+      draft_.truncate(std::min(draft_.position(), fed));
+      draft_pending_.assign(seq_.begin() + draft_.position(), seq_.end());
+    }
   }
 
   void restart_stats(int prompt_tokens) {
@@ -375,7 +447,9 @@ class Pipeline {
   }
 
   // Draft token i: forward the pending tokens (i == 0) or d_{i-1}, then pick d_i. Returns false to stop drafting.
-  bool draft_step(int i, bool greedy, std::size_t vocab) {
+  bool draft_step(int i, bool greedy, std::size_t vocab)
+    requires(!ngram_drafter)
+  {
     if (i >= gamma_limit()) return false;
     std::span<const float> logits;
     if (i == 0) logits = draft_.forward(draft_pending_);
@@ -411,6 +485,7 @@ class Pipeline {
   // yields E[tokens] = (1 - alpha^(g+1)) / (1 - alpha) for a cost of (g c + 1) target forwards (Leviathan et al.
   // 2023, eq. 1 and thm 3.8); choose g in [Min, Max] maximizing their ratio. alpha and c are running averages.
   void adapt(int g, int k) {
+    if (g == 0) return;  // nothing was tested (an n-gram round without a match, or a full context)
     constexpr double decay = 0.8;
     const double trial = k < g ? double(k) / (k + 1) : 1.0;  // this round's per-trial acceptance
     alpha_ = alpha_ < 0 ? trial : decay * alpha_ + (1 - decay) * trial;
@@ -432,7 +507,8 @@ class Pipeline {
 
   PipelineOptions opt_;
   Transformer<target_arch> target_;
-  Transformer<draft_arch> draft_;
+  [[no_unique_address]] draft_model draft_;
+  NGramLookup lookup_;  // Draft<NGram<N>>
   Sampler sampler_;
   float early_stop_ = 0.0f;
   int gamma_ = 1;

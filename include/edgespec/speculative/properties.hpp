@@ -3,6 +3,7 @@
 //   Pipeline<Draft<OnGPU>, Target<OnCPU>, DraftLen<4>>                              architecture read from files
 //   Pipeline<Draft<Stories260K, OnCPU>, Target<Stories260K, OnCPU>, DraftLen<4>>    dimensions fixed
 //   Pipeline<Target<AnyLlama>, Draft<SkipLayers<1, 3>>, AdaptiveDraftLen<1, 8>>     self-speculative
+//   Pipeline<Draft<NGram<3>>, Target<>, DraftLen<4>>                                n-gram lookup, no draft model
 //
 // Properties are accepted in any order. Each one names its kind (`property_kind`), so a missing, duplicated or
 // unknown property is a compile error that says which.
@@ -66,8 +67,10 @@ struct find_if<Pred, Default, T, Ts...> {
 template <template <class> class Pred, class... Ts>
 inline constexpr int count_if = (0 + ... + (Pred<Ts>::value ? 1 : 0));
 
-// Arguments of Draft<...> / Target<...>: at most one architecture, one placement, one layer-skip set.
+// Arguments of Draft<...> / Target<...>: at most one architecture, one placement, one drafting rule
+// (SkipLayers<...> or NGram<N>).
 struct no_skip {};
+struct no_ngram {};
 template <class T>
 struct is_placement : std::bool_constant<Placement<T>> {};
 template <class T>
@@ -81,39 +84,64 @@ struct SkipLayers {
   static constexpr std::array<int, sizeof...(Layers)> layers{Layers...};
   static_assert(((Layers >= 0) && ...), "SkipLayers: layer indices must be >= 0");
 };
+// N-gram lookup drafting (ngram.hpp): the draft tokens are what followed the latest earlier occurrence of the
+// sequence's last n tokens, n = MaxN down to 1. No draft model: no weights, no KV cache, no forward.
+// NGram<> (MaxN 0) takes the longest n-gram at run time (PipelineOptions::ngram_max).
+template <int MaxN = 0>
+struct NGram {
+  static_assert(MaxN >= 0 && MaxN <= 64,
+                "NGram<N>: N (the longest n-gram matched) must be in 1..64, or 0 (NGram<>) to take it from "
+                "PipelineOptions::ngram_max");
+  static constexpr int max_n = MaxN;
+};
+
 namespace detail {
 template <class T>
 struct is_skip : std::false_type {};
 template <int... L>
 struct is_skip<SkipLayers<L...>> : std::true_type {};
+template <class T>
+struct is_ngram : std::false_type {};
+template <int N>
+struct is_ngram<NGram<N>> : std::true_type {};
 
 template <class Role, class... Args>
 struct model_props {
   static_assert(count_if<is_arch, Args...> <= 1, "Draft/Target: give at most one model architecture");
   static_assert(count_if<is_placement, Args...> <= 1, "Draft/Target: give at most one placement (OnCPU or OnGPU)");
   static_assert(count_if<is_skip, Args...> <= 1, "Draft: give at most one SkipLayers<...>");
-  static_assert(sizeof...(Args) ==
-                    count_if<is_arch, Args...> + count_if<is_placement, Args...> + count_if<is_skip, Args...>,
+  static_assert(count_if<is_ngram, Args...> <= 1, "Draft: give at most one NGram<N>");
+  static_assert(count_if<is_skip, Args...> + count_if<is_ngram, Args...> <= 1,
+                "Draft: give at most one drafting rule, SkipLayers<...> or NGram<N>, not both");
+  static_assert(sizeof...(Args) == count_if<is_arch, Args...> + count_if<is_placement, Args...> +
+                                       count_if<is_skip, Args...> + count_if<is_ngram, Args...>,
                 "Draft/Target arguments must be a model architecture (e.g. Stories260K, AnyLlama), a placement "
-                "(OnCPU, OnGPU) or, for Draft, SkipLayers<...>");
+                "(OnCPU, OnGPU) or, for Draft, SkipLayers<...> or NGram<N>");
   using arch = typename find_if<is_arch, AnyLlama, Args...>::type;
   using placement = typename find_if<is_placement, OnCPU, Args...>::type;
   using skip = typename find_if<is_skip, no_skip, Args...>::type;
+  using ngram = typename find_if<is_ngram, no_ngram, Args...>::type;
   static constexpr bool self_speculative = !std::is_same_v<skip, no_skip>;
+  static constexpr bool ngram_lookup = !std::is_same_v<ngram, no_ngram>;
   static constexpr bool arch_given = count_if<is_arch, Args...> == 1;
 };
 }  // namespace detail
 
-// Draft<[Arch], [Placement], [SkipLayers<...>]>: the model that proposes tokens.
+// Draft<[Arch], [Placement], [SkipLayers<...> | NGram<N>]>: what proposes tokens.
 template <class... Args>
 struct Draft : detail::model_props<prop::draft, Args...> {
   using property_kind = prop::draft;
+  static_assert(!Draft::ngram_lookup || !Draft::arch_given,
+                "Draft<NGram<N>> looks tokens up in the sequence, with no model: do not give it an architecture");
+  static_assert(!Draft::ngram_lookup || std::is_same_v<typename Draft::placement, OnCPU>,
+                "Draft<NGram<N>> runs on the CPU: give it no placement, or OnCPU");
 };
 // Target<[Arch], [Placement]>: the model whose distribution the output follows.
 template <class... Args>
 struct Target : detail::model_props<prop::target, Args...> {
   using property_kind = prop::target;
   static_assert(!Target::self_speculative, "Target cannot skip layers: SkipLayers belongs in Draft<...>");
+  static_assert(!Target::ngram_lookup, "Target cannot be an n-gram lookup: NGram<N> belongs in Draft<...>");
 };
 
 // ---- draft length ----
@@ -160,7 +188,8 @@ struct AutoVerify {
 
 // ---- early stop of drafting ----
 
-// Stop drafting a round early when the draft's top probability falls below Percent / 100.
+// Stop drafting a round early when the draft's top probability falls below Percent / 100 (model drafters only:
+// Draft<NGram<N>> has no probabilities, and a pipeline with both is refused).
 template <int Percent>
 struct EarlyStop {
   using property_kind = prop::early_stop;

@@ -12,6 +12,8 @@
 // token then has exactly the distribution p_i: P(x) = q(x) min(1, p(x)/q(x)) + (1 - sum_y min(q(y), p(y)))
 // * max(0, p(x) - q(x)) / sum_y max(0, p(y) - q(y)) = min(q, p)(x) + max(0, p - q)(x) = p(x).
 // Greedy rule: accept while d_i == argmax p_i; the correction / bonus is the argmax.
+// Point-mass drafts (n-gram lookup, no draft distribution): q_i = delta(d_i), so the rule becomes accept d_i with
+// probability p_i(d_i), else emit a sample of p_i with d_i removed, renormalized (verify_stochastic_point).
 #pragma once
 
 #include <algorithm>
@@ -68,6 +70,42 @@ struct VerifyResult {
     double mass = 0.0;
     for (std::size_t v = 0; v < vocab; ++v) mass += residual[v] = std::max(0.0f, pi[v] - qi[v]);
     if (mass <= 0.0) {  // p == q up to rounding: the residual is empty, and p itself is the right law
+      r.next_token = draw(pi, rng);
+      return r;
+    }
+    const auto inv = static_cast<float>(1.0 / mass);
+    for (float& v : residual) v *= inv;
+    r.next_token = draw(residual, rng);
+    return r;
+  }
+  r.next_token = draw(p.subspan(gamma * vocab, vocab), rng);  // all accepted: bonus token from p_{gamma+1}
+  return r;
+}
+
+// Stochastic verification of drafts that were not sampled: each d_i is a point mass, q_i = delta(d_i), which
+// the general rule above handles exactly without a dense q. With q(d) = 1 and q(y) = 0 elsewhere:
+//   accept d with probability min(1, p(d) / 1) = p(d)
+//   residual r = max(0, p - delta(d)) / sum(...) = p with p(d) set to 0, divided by 1 - p(d)
+//   P(x) = delta(d)(x) p(d) + (1 - p(d)) r(x) = p(x)
+// Draws the same random numbers as verify_stochastic with one-hot rows, so the two agree token for token.
+// p (gamma + 1, vocab); `residual` is scratch.
+[[nodiscard]] inline VerifyResult verify_stochastic_point(std::span<const std::int32_t> draft, std::span<const float> p,
+                                                          std::size_t vocab, Rng& rng, std::vector<float>& residual) {
+  const std::size_t gamma = draft.size();
+  ES_CHECK(p.size() == (gamma + 1) * vocab, "verify_stochastic_point: expected ", gamma + 1, " target distributions");
+  VerifyResult r;
+  for (std::size_t i = 0; i < gamma; ++i) {
+    const auto pi = p.subspan(i * vocab, vocab);
+    const auto x = static_cast<std::size_t>(draft[i]);
+    ES_CHECK(x < vocab, "verify_stochastic_point: draft token ", draft[i], " is outside the vocabulary of ", vocab);
+    if (rng.uniform() < static_cast<double>(pi[x])) {
+      ++r.accepted;
+      continue;
+    }
+    residual.resize(vocab);
+    double mass = 0.0;
+    for (std::size_t v = 0; v < vocab; ++v) mass += residual[v] = v == x ? 0.0f : std::max(0.0f, pi[v]);
+    if (mass <= 0.0) {  // p(d) == 1 up to rounding: the residual is empty, and p itself is the right law
       r.next_token = draw(pi, rng);
       return r;
     }

@@ -1,0 +1,2 @@
+#include <edgespec/speculative/pipeline.hpp>
+template class edgespec::Pipeline<edgespec::Draft<edgespec::NGram<3>, edgespec::OnGPU>, edgespec::Target<>>;

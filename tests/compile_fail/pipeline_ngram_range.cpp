@@ -1,0 +1,2 @@
+#include <edgespec/speculative/pipeline.hpp>
+template class edgespec::Pipeline<edgespec::Draft<edgespec::NGram<65>>, edgespec::Target<>>;
