@@ -70,7 +70,7 @@ TEST_CASE("edgespec-generate --json reproduces the golden continuation, target-o
   const std::string base = bin("edgespec-generate") + " --model " + model_path("llama2c/stories260K.bin") +
                            " --tokenizer " + model_path("llama2c/tok512.bin") + " --prompt " + quote(g.prompt) +
                            " -n 64 --json --threads 2";
-  for (const std::string extra : {std::string(), " --draft " + model_path("llama2c/llama2xs.bin") + " --draft-len 3",
+  for (const std::string& extra : {std::string(), " --draft " + model_path("llama2c/llama2xs.bin") + " --draft-len 3",
                                   std::string(" --draft-skip 1,3 --draft-len 2"),
                                   std::string(" --draft-quant q8_0 --adaptive 1:8"),
                                   std::string(" --draft-ngram 3 --draft-len 4")}) {
@@ -175,7 +175,7 @@ TEST_CASE("edgespec-generate --chat wraps the prompt in the model's chat templat
 }
 
 TEST_CASE("edgespec-chat answers turn after turn, prefilling only each turn's new tokens", "[cli][chat]") {
-  for (const std::string extra :
+  for (const std::string& extra :
        {std::string(), std::string(" --draft-quant q8_0 --draft-len 3"), std::string(" --draft-ngram 3 --draft-len 4")}) {
     INFO("options:" << extra);
     const Run r = run("printf 'What is the capital of France?\\nAnd of Germany?\\n' | " + bin("edgespec-chat") +
