@@ -9,7 +9,7 @@
 
 Environment: EDGESPEC_BIN_DIR (default build/bin), EDGESPEC_MODEL_DIR (SmolLM2's Q4_1 file, converted once to
 Q8_0 with edgespec-convert into EDGESPEC_BENCH_DIR, default ./bench-models), SERVER_THREADS (default 2),
-TOKENS (per client, default 96), DRAFT_LEN (default 4), ROUNDS (repetitions, best kept; default 2).
+TOKENS (per client, default 128), DRAFT_LEN (default 4), ROUNDS (repetitions, best kept; default 2).
 """
 import concurrent.futures as futures
 import json
@@ -23,9 +23,10 @@ BIN = os.environ.get("EDGESPEC_BIN_DIR", "build/bin")
 MODELS = os.environ.get("EDGESPEC_MODEL_DIR", "../shared/models")
 BENCH_DIR = os.environ.get("EDGESPEC_BENCH_DIR", "bench-models")
 THREADS = os.environ.get("SERVER_THREADS", "2")
-TOKENS = int(os.environ.get("TOKENS", "96"))
+TOKENS = int(os.environ.get("TOKENS", "128"))
 DRAFT_LEN = os.environ.get("DRAFT_LEN", "4")
 ROUNDS = int(os.environ.get("ROUNDS", "2"))
+BATCH_WAIT_MS = os.environ.get("BATCH_WAIT_MS", "4")
 
 PROMPTS = [
     "Summarize: The cat sat on the mat. The cat sat on the mat because the mat was warm. The mat was warm.",
@@ -62,10 +63,15 @@ def target_model():
 class Server:
     def __init__(self, model, max_batch, max_sessions=32):
         self.proc = subprocess.Popen([os.path.join(BIN, "edgespec-server"), "--model", model, "--port", "0",
-                                      "--threads", THREADS, "--max-batch", str(max_batch), "--max-sessions",
+                                      "--threads", THREADS, "--max-batch", str(max_batch), "--batch-wait-ms", BATCH_WAIT_MS, "--max-sessions",
                                       str(max_sessions), "--ctx", "1024"], stdout=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()
         self.url = re.search(r"listening on (http://[^ ]+)", line).group(1)
+
+    def metrics(self):
+        import urllib.request
+        text = urllib.request.urlopen(self.url + "/metrics").read().decode()
+        return {m.group(1): float(m.group(2)) for m in re.finditer(r"^(edgespec_server_\w+) (\S+)$", text, re.M)}
 
     def stop(self):
         self.proc.terminate()
@@ -90,15 +96,18 @@ def run_clients(url, n):
 
 
 def measure(model, max_batch, n):
-    """Best of ROUNDS: (wall seconds, outputs)."""
+    """Best of ROUNDS: (wall seconds, outputs, server metrics over that round)."""
     server = Server(model, max_batch)
     try:
         run_clients(server.url, 1)  # warm-up
         best = None
         for _ in range(ROUNDS):
+            before = server.metrics()
             wall, outs = run_clients(server.url, n)
+            after = server.metrics()
+            delta = {k: after[k] - before.get(k, 0.0) for k in after}
             if best is None or wall < best[0]:
-                best = (wall, outs)
+                best = (wall, outs, delta)
         return best
     finally:
         server.stop()
@@ -107,20 +116,25 @@ def measure(model, max_batch, n):
 def batching():
     model = target_model()
     n = 8
-    wall_1, outs_1 = measure(model, 1, n)
-    wall_8, outs_8 = measure(model, 8, n)
+    wall_1, outs_1, m_1 = measure(model, 1, n)
+    wall_8, outs_8, m_8 = measure(model, 8, n)
     same = [a["tokens"] for a in outs_1] == [b["tokens"] for b in outs_8]
     alpha = sum(o["stats"]["accepted"] for o in outs_8) / max(1, sum(o["stats"]["drafted"] for o in outs_8))
     print("%d concurrent n-gram clients x %d tokens, SmolLM2 Q8_0, server threads %s, draft length %s" %
           (n, TOKENS, THREADS, DRAFT_LEN))
     print("  --max-batch 1: %.2f s   --max-batch 8: %.2f s   ratio %.2fx   outputs identical: %s   alpha %.2f" %
           (wall_1, wall_8, wall_1 / wall_8, same, alpha))
+    for name, m, wall in [("--max-batch 1", m_1, wall_1), ("--max-batch 8", m_8, wall_8)]:
+        f = m["edgespec_server_forwards_total"]
+        print("  %s: %d forwards, %.2f sessions and %.1f positions per forward, server busy %.2f s of %.2f s" %
+              (name, f, m["edgespec_server_batched_sequences_total"] / f, m["edgespec_server_batched_positions_total"] / f,
+               m["edgespec_server_busy_seconds_total"], wall))
     return 0 if same else 1
 
 
 def capacity():
     model = target_model()
-    alone_wall, alone = measure(model, 1, 1)
+    alone_wall, alone, _ = measure(model, 1, 1)
     rate_alone = alone[0]["stats"]["tokens_per_second"]
     print("SmolLM2 Q8_0, n-gram clients x %d tokens, server threads %s; one session alone: %.1f tok/s" %
           (TOKENS, THREADS, rate_alone))
@@ -131,7 +145,7 @@ def capacity():
     for s in [1, 2, 4, 8, 12, 16]:
         cells = []
         for mb in [s, 1]:
-            wall, outs = measure(model, mb, s)
+            wall, outs, _ = measure(model, mb, s)
             per = sum(o["stats"]["tokens_per_second"] for o in outs) / s
             total = sum(o["stats"]["generated_tokens"] for o in outs) / wall
             cells += [per, total]

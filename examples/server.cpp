@@ -31,6 +31,8 @@ constexpr const char* kUsage = R"(usage: edgespec-server --model FILE [--tokeniz
   --max-draft N       draft tokens per verification request at most (default 16)
   --prefill-chunk N   prompt tokens per forward for one session (default 256)
   --idle-timeout S    seconds after which an idle session is closed (default 300)
+  --batch-wait-ms T   a batch that is not full waits up to T ms for the sessions the last forward answered,
+                      when their clients answer faster than a forward takes (default 4; 0: never wait)
   --http-threads N    connections served at once (default 64)
   --max-body BYTES    largest request body (default 8388608); larger get 413
   --max-tokens N      largest max_tokens of /v1/completions (default 4096)
@@ -51,7 +53,7 @@ int main(int argc, char** argv) {
     const cli::Args args(argc, argv,
                          {"model", "tokenizer", "host", "port", "threads", "max-sessions", "max-batch",
                           "max-batch-positions", "ctx", "max-draft", "prefill-chunk", "idle-timeout", "http-threads",
-                          "max-body", "max-tokens", "chat-template", "name", "session-id-start", "session-id-step"},
+                          "max-body", "max-tokens", "chat-template", "name", "session-id-start", "session-id-step", "batch-wait-ms"},
                          {"help"});
     if (args.has("help")) {
       std::cout << kUsage;
@@ -66,6 +68,7 @@ int main(int argc, char** argv) {
     vo.max_draft = args.num<int>("max-draft", kMaxDraftLen, 0, 64);
     vo.prefill_chunk = args.num<int>("prefill-chunk", 256, 1, 1 << 20);
     vo.idle_timeout = args.num<double>("idle-timeout", 300.0, 0.001, 1e9);
+    vo.batch_wait = args.num<double>("batch-wait-ms", 4.0, 0.0, 10000.0) / 1e3;
     vo.id_start = args.num<std::int64_t>("session-id-start", 1, 0, std::int64_t{1} << 52);
     vo.id_step = args.num<std::int64_t>("session-id-step", 1, 1, 1 << 20);
     serving::HttpOptions ho;

@@ -17,6 +17,13 @@
 // wait is bounded by the requests ahead of it in the queue. Prefill is cut into chunks of prefill_chunk
 // tokens that re-enter the queue, so a long prompt does not stall the sessions that verify meanwhile.
 //
+// Gather window: without one, sessions fall into cohorts (those answered by one forward send their next
+// request while the next forward already runs for the others), and each forward serves only a part of the
+// sessions. So a batch that is not full waits for the sessions the previous forward answered ("returning"),
+// at most min(batch_wait, 2 x think, forward), where think is the running mean of the time clients take from
+// an answer to their next request and forward the last forward's duration, and only when think < forward:
+// waiting t to add k sessions saves a whole forward for them. Clients slower than a forward cost no wait.
+//
 // Output of every session is exactly that of its sequence alone: a batch's rows are bit-identical to a forward
 // over one sequence (test_batch_forward), greedy verification picks the same tokens, and stochastic
 // verification draws from the session's own random stream.
@@ -71,6 +78,9 @@ struct VerifierOptions {
   int max_draft = kMaxDraftLen;   // draft tokens per request at most
   int prefill_chunk = 256;        // prompt tokens per forward for one session
   double idle_timeout = 300.0;    // seconds; a session with no request for this long is closed
+  // Gather window (seconds, 0: off): a batch that is not full waits up to this long for the sessions the last
+  // forward answered, when their clients have been answering faster than a forward takes (see below).
+  double batch_wait = 0.004;
   // Session ids are id_start, id_start + id_step, ...: servers behind one proxy get disjoint ids (docs/server.md).
   std::int64_t id_start = 1, id_step = 1;
 
@@ -82,6 +92,7 @@ struct VerifierOptions {
     ES_CHECK(max_draft >= 0 && max_draft <= 64, "max_draft ", max_draft, " is out of range [0, 64]");
     ES_CHECK(prefill_chunk >= 1, "prefill_chunk ", prefill_chunk, " must be >= 1");
     ES_CHECK(idle_timeout > 0.0, "idle_timeout ", idle_timeout, " must be > 0 seconds");
+    ES_CHECK(batch_wait >= 0.0 && batch_wait <= 10.0, "batch_wait ", batch_wait, " is out of range [0, 10] seconds");
     ES_CHECK(id_start >= 0 && id_step >= 1, "session ids: start ", id_start, " must be >= 0 and step ", id_step,
              " >= 1");
   }
@@ -127,6 +138,8 @@ struct VerifierMetrics {
   std::int64_t drafted_tokens = 0, accepted_tokens = 0;
   std::int64_t verify_requests = 0;
   std::int64_t queue_depth = 0;
+  std::int64_t gather_waits = 0;       // batches that waited for returning sessions
+  double gather_wait_seconds = 0.0;
   double busy_seconds = 0.0;            // time spent in forwards and verification
 };
 
@@ -218,8 +231,15 @@ class BatchVerifier {
       if (!s.sampling.greedy()) check_distributions(req, g);
       else if (!req.q.empty())
         reject(400, "invalid_request_error", "session ", id, " verifies greedily (temperature 0): send no 'q'");
+      const auto now = clock::now();
+      if (s.returning) {  // its client's think time: from our answer to this request
+        const double think = std::chrono::duration<double>(now - s.last_used).count();
+        think_ = think_ < 0.0 ? think : 0.8 * think_ + 0.2 * think;
+        s.returning = false;
+        --returning_;
+      }
       s.busy = true;
-      s.last_used = clock::now();
+      s.last_used = now;
       job->session = it->second;
       job->feed.assign(1, s.seq.back());
       job->feed.insert(job->feed.end(), req.tokens.begin(), req.tokens.end());
@@ -235,7 +255,10 @@ class BatchVerifier {
   // Closes a session (a request in flight still gets its answer). Throws RequestError 404 when unknown.
   void close(std::int64_t id) {
     std::lock_guard lock(mu_);
-    if (sessions_.erase(id) == 0) reject(404, "not_found_error", "no session ", id, " (closed, expired or never opened)");
+    const auto it = sessions_.find(id);
+    if (it == sessions_.end()) reject(404, "not_found_error", "no session ", id, " (closed, expired or never opened)");
+    forget(*it->second);
+    sessions_.erase(it);
   }
 
   // The session's sequence: prompt, appended tokens and every emitted token.
@@ -274,7 +297,8 @@ class BatchVerifier {
     SamplingParams sampling;
     Rng rng;
     int prompt_tokens = 0;
-    bool busy = false;  // a request is queued or running
+    bool busy = false;       // a request is queued or running
+    bool returning = false;  // answered by the last forward, next request not yet here
     clock::time_point last_used;
   };
 
@@ -362,6 +386,7 @@ class BatchVerifier {
         cv_.wait_for(lock, std::chrono::milliseconds(250), [&] { return stopping_ || !queue_.empty(); });
         expire_idle();
         if (stopping_) break;
+        gather(lock);
         // The oldest requests, up to max_batch sessions and max_batch_positions positions (at least one).
         int positions = 0;
         while (!queue_.empty() && static_cast<int>(batch.size()) < opt_.max_batch) {
@@ -380,6 +405,28 @@ class BatchVerifier {
     queue_.clear();
   }
 
+  // Caller holds mu_ (through lock): the gather window described at the top of the file.
+  void gather(std::unique_lock<std::mutex>& lock) {
+    if (opt_.batch_wait <= 0.0 || queue_.empty() || returning_ == 0 || think_ < 0.0 || think_ >= last_forward_) return;
+    const std::size_t want = std::min<std::size_t>(static_cast<std::size_t>(opt_.max_batch),
+                                                   queue_.size() + static_cast<std::size_t>(returning_));
+    if (queue_.size() >= want) return;
+    const double window = std::min({opt_.batch_wait, 2.0 * think_, last_forward_});
+    const auto t0 = clock::now();
+    cv_.wait_until(lock, t0 + std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(window)),
+                   [&] { return stopping_ || queue_.size() >= want || returning_ == 0; });
+    ++metrics_.gather_waits;
+    metrics_.gather_wait_seconds += std::chrono::duration<double>(clock::now() - t0).count();
+  }
+
+  // Caller holds mu_: a session that leaves is no longer awaited.
+  void forget(Session& s) {
+    if (s.returning) {
+      s.returning = false;
+      --returning_;
+    }
+  }
+
   [[nodiscard]] int positions_of(const Job& job) const {
     if (job.prefill)
       return static_cast<int>(std::min<std::size_t>(job.feed.size() - job.prefill_done,
@@ -393,6 +440,7 @@ class BatchVerifier {
     for (auto it = sessions_.begin(); it != sessions_.end();) {
       const Session& s = *it->second;
       if (!s.busy && std::chrono::duration<double>(now - s.last_used).count() > opt_.idle_timeout) {
+        forget(*it->second);
         it = sessions_.erase(it);
         ++metrics_.sessions_expired;
       } else {
@@ -465,6 +513,11 @@ class BatchVerifier {
     const auto t1 = clock::now();
     const double seconds = std::chrono::duration<double>(t1 - t0).count();
     std::lock_guard lock(mu_);
+    last_forward_ = seconds;
+    // Only the sessions this forward answers are awaited by the next gather: one that did not come back
+    // during a whole forward is slower than waiting is worth.
+    for (auto& w : awaited_) forget(*w);
+    awaited_.clear();
     ++metrics_.forwards;
     metrics_.batched_positions += positions;
     metrics_.batched_sequences += static_cast<std::int64_t>(batch.size());
@@ -483,6 +536,11 @@ class BatchVerifier {
       job->reply.compute_seconds = seconds;
       job->session->busy = false;
       job->session->last_used = t1;
+      if (!job->prefill && sessions_.count(job->session->id) != 0) {
+        job->session->returning = true;
+        ++returning_;
+        awaited_.push_back(job->session);
+      }
       finish(*job);
     }
   }
@@ -526,6 +584,10 @@ class BatchVerifier {
   std::deque<std::shared_ptr<Job>> queue_;
   std::map<std::int64_t, std::shared_ptr<Session>> sessions_;
   std::int64_t next_id_;
+  int returning_ = 0;          // sessions answered by the last forward whose next request has not come yet
+  std::vector<std::shared_ptr<Session>> awaited_;  // the sessions the last forward answered
+  double think_ = -1.0;        // running mean of the clients' think time (s); < 0: none measured yet
+  double last_forward_ = 0.0;  // duration of the last forward (s)
   bool stopping_ = false;
   VerifierMetrics metrics_;
   std::vector<float> p_, q_, residual_;  // worker only

@@ -337,6 +337,10 @@ class HttpServer {
     metric("edgespec_server_verify_requests_total", "counter", "Verification requests.",
            static_cast<double>(m.verify_requests));
     metric("edgespec_server_busy_seconds_total", "counter", "Seconds spent in forwards and verification.", m.busy_seconds);
+    metric("edgespec_server_gather_waits_total", "counter", "Batches that waited for returning sessions.",
+           static_cast<double>(m.gather_waits));
+    metric("edgespec_server_gather_wait_seconds_total", "counter", "Seconds batches waited for returning sessions.",
+           m.gather_wait_seconds);
     return out;
   }
 
