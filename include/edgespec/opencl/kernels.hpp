@@ -1,0 +1,499 @@
+// The OpenCL C of the forward pass, assembled at compile time for a model type.
+//
+// Each kernel is a KernelDef: its name, its parameter list and its body. The source is
+//   prelude (the model's dimensions as #defines) + common helpers + "__kernel void NAME(PARAMS) { BODY }" per
+//   kernel
+// and the host launches a kernel through the same KernelDef (launch() in transformer.hpp checks the argument
+// count and kinds against `params` at compile time), so source and launch signature cannot drift apart.
+//
+// Dimensions: a model type's fixed fields become literals in the prelude (`#define HEAD_DIM 64`), validated by
+// a consteval builder (a bad type is a compile error that names the field); dynamic ones are left to build
+// options (`-DHEAD_DIM=64`, build_options()). The kernels compute in f32 from weights in F32, F16 (vload_half:
+// no cl_khr_fp16 needed), Q8_0 or Q4_0 (GGML block layouts, read as bytes), with an f16 KV cache, rounding Q and
+// the softmax weights to f16 around the cache products as the CPU backend does.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include "edgespec/model/arch.hpp"
+
+namespace edgespec::opencl {
+
+// Kinds of kernel parameters; the host checks each launch argument against them.
+enum class Param { Buffer, Int, Float };
+
+struct ParamDef {
+  Param kind;
+  std::string_view decl;  // the OpenCL C declaration, e.g. "global const float* x"
+};
+
+template <std::size_t N>
+struct KernelDef {
+  std::string_view name;
+  std::array<ParamDef, N> params;
+  std::string_view body;
+};
+template <std::size_t N>
+KernelDef(std::string_view, std::array<ParamDef, N>, std::string_view) -> KernelDef<N>;
+
+inline constexpr int kWorkGroup = 64;  // work-items per row reduction (matmul, rmsnorm, attention, argmax)
+inline constexpr int kMaxPositions = 16;  // positions a matmul keeps accumulators for at once
+
+namespace kernels {
+
+using enum Param;
+
+// Helpers every kernel may use. Weight rows are bytes; f16 values are read with vload_half.
+inline constexpr std::string_view kCommon = R"CL(
+#define WG 64
+#define NMAX 16
+#define QK 32
+
+// x rounded to f16 and back (the CPU backend's f16 cache precision), without cl_khr_fp16.
+float round_half(float x) {
+  ushort u;
+  vstore_half(x, 0, (private half*)&u);
+  return vload_half(0, (private half*)&u);
+}
+
+float w_f32(global const uchar* row, int j) { return ((global const float*)row)[j]; }
+float w_f16(global const uchar* row, int j) { return vload_half(j, (global const half*)row); }
+// Q8_0 block (34 bytes): f16 scale d, 32 int8 q; value = d q.
+float w_q8_0(global const uchar* row, int j) {
+  global const uchar* b = row + (j / QK) * 34;
+  return vload_half(0, (global const half*)b) * (float)((global const char*)(b + 2))[j % QK];
+}
+// Q4_0 block (18 bytes): f16 scale d, 16 bytes of nibbles: element i < 16 is the low nibble of byte i, element
+// i + 16 the high one; value = d (q - 8).
+float w_q4_0(global const uchar* row, int j) {
+  global const uchar* b = row + (j / QK) * 18;
+  const int i = j % QK;
+  const uchar q = b[2 + (i & 15)];
+  return vload_half(0, (global const half*)b) * (float)((i < 16 ? (q & 15) : (q >> 4)) - 8);
+}
+
+// sum over one 32-value block of w * x
+float dot_q8_0(global const uchar* row, int blk, global const float* x) {
+  global const uchar* b = row + blk * 34;
+  global const char* q = (global const char*)(b + 2);
+  float s = 0.0f;
+  for (int i = 0; i < QK; ++i) s += (float)q[i] * x[i];
+  return vload_half(0, (global const half*)b) * s;
+}
+float dot_q4_0(global const uchar* row, int blk, global const float* x) {
+  global const uchar* b = row + blk * 18;
+  float s = 0.0f;
+  for (int i = 0; i < 16; ++i) {
+    const uchar q = b[2 + i];
+    s += (float)((q & 15) - 8) * x[i] + (float)((q >> 4) - 8) * x[i + 16];
+  }
+  return vload_half(0, (global const half*)b) * s;
+}
+
+// Work-group sum of v (every work-item gets it). red: WG floats of local memory.
+float group_sum(local float* red, float v) {
+  const int lid = get_local_id(0);
+  red[lid] = v;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (int s = WG / 2; s > 0; s >>= 1) {
+    if (lid < s) red[lid] += red[lid + s];
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+  const float r = red[0];
+  barrier(CLK_LOCAL_MEM_FENCE);
+  return r;
+}
+float group_max(local float* red, float v) {
+  const int lid = get_local_id(0);
+  red[lid] = v;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (int s = WG / 2; s > 0; s >>= 1) {
+    if (lid < s) red[lid] = fmax(red[lid], red[lid + s]);
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+  const float r = red[0];
+  barrier(CLK_LOCAL_MEM_FENCE);
+  return r;
+}
+)CL";
+
+// ---- the kernels ----
+
+// Element-wise kernels run over a 1-D range rounded up to whole work-groups, guarded by `count`.
+
+// out (n, DIM) = rows tokens[i] of the embedding (vocab, DIM) of type W_LOAD. count = n DIM
+inline constexpr std::string_view kGetRowsBody = R"CL(
+  const int g = get_global_id(0);
+  if (g >= count) return;
+  const int i = g / DIM, j = g % DIM;
+  out[g] = W_LOAD(w + (size_t)tokens[i] * row_bytes, j);
+)CL";
+
+// y (n, rows) = x (n, cols) W^T, W (rows, cols) element type W_LOAD. One work-group of WG per row; each
+// work-item sums a strided part of the row for up to NMAX positions at once, then a group reduction.
+inline constexpr std::string_view kMatmulElemBody = R"CL(
+  local float red[WG];
+  const int row = get_group_id(0), lid = get_local_id(0);
+  global const uchar* wr = w + (size_t)row * row_bytes;
+  for (int p0 = 0; p0 < n; p0 += NMAX) {
+    const int m = min(NMAX, n - p0);
+    float acc[NMAX];
+    for (int p = 0; p < NMAX; ++p) acc[p] = 0.0f;
+    for (int j = lid; j < cols; j += WG) {
+      const float wj = W_LOAD(wr, j);
+      for (int p = 0; p < m; ++p) acc[p] += wj * x[(size_t)(p0 + p) * cols + j];
+    }
+    for (int p = 0; p < m; ++p) {
+      const float s = group_sum(red, acc[p]);
+      if (lid == 0) y[(size_t)(p0 + p) * rows + row] = s;
+    }
+  }
+)CL";
+
+// The same for block types: a work-item takes whole 32-value blocks (BLOCK_DOT).
+inline constexpr std::string_view kMatmulBlockBody = R"CL(
+  local float red[WG];
+  const int row = get_group_id(0), lid = get_local_id(0);
+  global const uchar* wr = w + (size_t)row * row_bytes;
+  const int nb = cols / QK;
+  for (int p0 = 0; p0 < n; p0 += NMAX) {
+    const int m = min(NMAX, n - p0);
+    float acc[NMAX];
+    for (int p = 0; p < NMAX; ++p) acc[p] = 0.0f;
+    for (int b = lid; b < nb; b += WG)
+      for (int p = 0; p < m; ++p) acc[p] += BLOCK_DOT(wr, b, x + (size_t)(p0 + p) * cols + b * QK);
+    for (int p = 0; p < m; ++p) {
+      const float s = group_sum(red, acc[p]);
+      if (lid == 0) y[(size_t)(p0 + p) * rows + row] = s;
+    }
+  }
+)CL";
+
+// out[i] = x[i] / sqrt(mean(x[i]^2) + eps) * w, rows of DIM. One work-group per row.
+inline constexpr std::string_view kRmsnormBody = R"CL(
+  local float red[WG];
+  const int i = get_group_id(0), lid = get_local_id(0);
+  global const float* xi = x + (size_t)i * DIM;
+  float ss = 0.0f;
+  for (int j = lid; j < DIM; j += WG) ss += xi[j] * xi[j];
+  ss = group_sum(red, ss);
+  const float scale = 1.0f / sqrt(ss / DIM + eps);
+  for (int j = lid; j < DIM; j += WG) out[(size_t)i * DIM + j] = xi[j] * scale * w[j];
+)CL";
+
+// RoPE in place on rows of heads x HEAD_DIM at positions pos[i]; style 0: pairs (2k, 2k+1), 1 (NeoX): (k, k +
+// HEAD_DIM/2). count = n heads HEAD_DIM/2
+inline constexpr std::string_view kRopeBody = R"CL(
+  const int g = get_global_id(0);
+  if (g >= count) return;
+  const int k = g % (HEAD_DIM / 2), h = (g / (HEAD_DIM / 2)) % heads, i = g / (HEAD_DIM / 2) / heads;
+  const float theta = (float)pos[i] * inv_freq[k];
+  const float c = cos(theta), s = sin(theta);
+  global float* v = x + (size_t)i * heads * HEAD_DIM + h * HEAD_DIM;
+  const int ia = style == 0 ? 2 * k : k, ib = style == 0 ? ia + 1 : ia + HEAD_DIM / 2;
+  const float a = v[ia], b = v[ib];
+  v[ia] = a * c - b * s;
+  v[ib] = a * s + b * c;
+)CL";
+
+// K and V rows (n, KV_DIM) into the f16 caches (layers, max_seq, KV_DIM) at their positions. count = n KV_DIM
+inline constexpr std::string_view kKvStoreBody = R"CL(
+  const int g = get_global_id(0);
+  if (g >= count) return;
+  const int i = g / KV_DIM, j = g % KV_DIM;
+  const size_t at = ((size_t)layer * max_seq + pos[i]) * KV_DIM + j;
+  vstore_half(k[(size_t)i * KV_DIM + j], at, (global half*)kc);
+  vstore_half(v[(size_t)i * KV_DIM + j], at, (global half*)vc);
+)CL";
+
+// Attention of row i, head h over positions 0..pos[i] of the f16 cache: one work-group per (i, h).
+// scores: scratch (n, N_HEADS, max_seq). q is rounded to f16 before q.k, the softmax weights before p.v.
+inline constexpr std::string_view kAttentionBody = R"CL(
+  local float red[WG];
+  local float qh[HEAD_DIM];
+  const int i = get_group_id(0), h = get_group_id(1), lid = get_local_id(0);
+  const int kvh = h / (N_HEADS / N_KV_HEADS);
+  const int len = pos[i] + 1;
+  for (int d = lid; d < HEAD_DIM; d += WG) qh[d] = round_half(q[(size_t)i * DIM + h * HEAD_DIM + d]);
+  barrier(CLK_LOCAL_MEM_FENCE);
+  global float* s = scores + ((size_t)i * N_HEADS + h) * max_seq;
+  global const half* kl = (global const half*)kc + (size_t)layer * max_seq * KV_DIM + kvh * HEAD_DIM;
+  global const half* vl = (global const half*)vc + (size_t)layer * max_seq * KV_DIM + kvh * HEAD_DIM;
+  float mx = -INFINITY;
+  for (int t = lid; t < len; t += WG) {
+    float dot = 0.0f;
+    for (int d = 0; d < HEAD_DIM; ++d) dot += qh[d] * vload_half((size_t)t * KV_DIM + d, kl);
+    dot *= scale;
+    s[t] = dot;
+    mx = fmax(mx, dot);
+  }
+  mx = group_max(red, mx);
+  float sum = 0.0f;
+  for (int t = lid; t < len; t += WG) {
+    const float e = exp(s[t] - mx);
+    s[t] = e;
+    sum += e;
+  }
+  sum = group_sum(red, sum);
+  const float inv = 1.0f / sum;
+  for (int t = lid; t < len; t += WG) s[t] = round_half(s[t] * inv);
+  barrier(CLK_GLOBAL_MEM_FENCE);
+  for (int d = lid; d < HEAD_DIM; d += WG) {
+    float o = 0.0f;
+    for (int t = 0; t < len; ++t) o += s[t] * vload_half((size_t)t * KV_DIM + d, vl);
+    out[(size_t)i * DIM + h * HEAD_DIM + d] = o;
+  }
+)CL";
+
+// x += y
+inline constexpr std::string_view kAddBody = R"CL(
+  const int j = get_global_id(0);
+  if (j >= count) return;
+  x[j] += y[j];
+)CL";
+
+// a = silu(a) * b
+inline constexpr std::string_view kSwigluBody = R"CL(
+  const int j = get_global_id(0);
+  if (j >= count) return;
+  const float g = a[j];
+  a[j] = g / (1.0f + exp(-g)) * b[j];
+)CL";
+
+// out[i] = argmax of logits row i (vocab); ties: the lowest id. One work-group per row.
+inline constexpr std::string_view kArgmaxBody = R"CL(
+  local float best_v[WG];
+  local int best_i[WG];
+  const int i = get_group_id(0), lid = get_local_id(0);
+  global const float* l = logits + (size_t)i * vocab;
+  float bv = -INFINITY;
+  int bi = 0x7fffffff;
+  for (int j = lid; j < vocab; j += WG)
+    if (l[j] > bv) { bv = l[j]; bi = j; }
+  best_v[lid] = bv;
+  best_i[lid] = bi;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (int s = WG / 2; s > 0; s >>= 1) {
+    if (lid < s && (best_v[lid + s] > best_v[lid] || (best_v[lid + s] == best_v[lid] && best_i[lid + s] < best_i[lid]))) {
+      best_v[lid] = best_v[lid + s];
+      best_i[lid] = best_i[lid + s];
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+  if (lid == 0) out[i] = best_i[0];
+)CL";
+
+inline constexpr KernelDef get_rows{"get_rows",
+                                    std::array{ParamDef{Buffer, "global const uchar* w"},
+                                               ParamDef{Int, "int row_bytes"},
+                                               ParamDef{Buffer, "global const int* tokens"},
+                                               ParamDef{Buffer, "global float* out"}, ParamDef{Int, "int count"}},
+                                    kGetRowsBody};
+inline constexpr KernelDef matmul_elem{"matmul",
+                                       std::array{ParamDef{Buffer, "global const uchar* w"},
+                                                  ParamDef{Int, "int row_bytes"},
+                                                  ParamDef{Buffer, "global const float* x"},
+                                                  ParamDef{Buffer, "global float* y"}, ParamDef{Int, "int rows"},
+                                                  ParamDef{Int, "int cols"}, ParamDef{Int, "int n"}},
+                                       kMatmulElemBody};
+inline constexpr KernelDef matmul_block{"matmul", matmul_elem.params, kMatmulBlockBody};
+inline constexpr KernelDef rmsnorm{"rmsnorm",
+                                   std::array{ParamDef{Buffer, "global const float* x"},
+                                              ParamDef{Buffer, "global const float* w"},
+                                              ParamDef{Buffer, "global float* out"}, ParamDef{Float, "float eps"}},
+                                   kRmsnormBody};
+inline constexpr KernelDef rope{"rope",
+                                std::array{ParamDef{Buffer, "global float* x"}, ParamDef{Buffer, "global const int* pos"},
+                                           ParamDef{Buffer, "global const float* inv_freq"},
+                                           ParamDef{Int, "int heads"}, ParamDef{Int, "int style"},
+                                           ParamDef{Int, "int count"}},
+                                kRopeBody};
+inline constexpr KernelDef kv_store{"kv_store",
+                                    std::array{ParamDef{Buffer, "global const float* k"},
+                                               ParamDef{Buffer, "global const float* v"},
+                                               ParamDef{Buffer, "global ushort* kc"}, ParamDef{Buffer, "global ushort* vc"},
+                                               ParamDef{Buffer, "global const int* pos"}, ParamDef{Int, "int layer"},
+                                               ParamDef{Int, "int max_seq"}, ParamDef{Int, "int count"}},
+                                    kKvStoreBody};
+inline constexpr KernelDef attention{"attention",
+                                     std::array{ParamDef{Buffer, "global const float* q"},
+                                                ParamDef{Buffer, "global const ushort* kc"},
+                                                ParamDef{Buffer, "global const ushort* vc"},
+                                                ParamDef{Buffer, "global float* out"},
+                                                ParamDef{Buffer, "global float* scores"},
+                                                ParamDef{Buffer, "global const int* pos"}, ParamDef{Int, "int layer"},
+                                                ParamDef{Int, "int max_seq"}, ParamDef{Float, "float scale"}},
+                                     kAttentionBody};
+inline constexpr KernelDef add{"add",
+                               std::array{ParamDef{Buffer, "global float* x"}, ParamDef{Buffer, "global const float* y"},
+                                          ParamDef{Int, "int count"}},
+                               kAddBody};
+inline constexpr KernelDef swiglu{"swiglu",
+                                  std::array{ParamDef{Buffer, "global float* a"}, ParamDef{Buffer, "global const float* b"},
+                                             ParamDef{Int, "int count"}},
+                                  kSwigluBody};
+inline constexpr KernelDef argmax{"argmax",
+                                  std::array{ParamDef{Buffer, "global const float* logits"},
+                                             ParamDef{Buffer, "global int* out"}, ParamDef{Int, "int vocab"}},
+                                  kArgmaxBody};
+
+// Weight element types with kernels: name suffix, how one element is read, how a block is dotted (empty:
+// element-wise matmul).
+struct WeightKernel {
+  std::string_view suffix, load, block_dot;
+};
+inline constexpr std::array kWeightKernels{WeightKernel{"f32", "w_f32", ""}, WeightKernel{"f16", "w_f16", ""},
+                                           WeightKernel{"q8_0", "w_q8_0", "dot_q8_0"},
+                                           WeightKernel{"q4_0", "w_q4_0", "dot_q4_0"}};
+
+}  // namespace kernels
+
+// ---- the source builder ----
+
+namespace detail {
+
+// Writes into out (or only counts when out is null): usable in constant evaluation.
+struct Sink {
+  char* out = nullptr;
+  std::size_t n = 0;
+  constexpr void put(std::string_view s) {
+    for (const char c : s) {
+      if (out != nullptr) out[n] = c;
+      ++n;
+    }
+  }
+  constexpr void put_int(long long v) {
+    if (v < 0) {
+      put("-");
+      v = -v;
+    }
+    char buf[24];
+    int k = 0;
+    do {
+      buf[k++] = static_cast<char>('0' + v % 10);
+      v /= 10;
+    } while (v > 0);
+    while (k > 0) {
+      const char c[2] = {buf[--k], 0};
+      put(std::string_view(c, 1));
+    }
+  }
+};
+
+template <std::size_t N>
+constexpr void put_kernel(Sink& s, const KernelDef<N>& k, std::string_view suffix = {}) {
+  s.put("\nkernel void ");
+  s.put(k.name);
+  if (!suffix.empty()) {
+    s.put("_");
+    s.put(suffix);
+  }
+  s.put("(");
+  for (std::size_t i = 0; i < N; ++i) {
+    if (i > 0) s.put(", ");
+    s.put(k.params[i].decl);
+  }
+  s.put(") {");
+  s.put(k.body);
+  s.put("}\n");
+}
+
+// The fixed dimensions of Arch as #defines (dynamic ones come from build_options()). Throws (a compile error
+// in constant evaluation) for a type the kernels cannot run.
+template <class Arch>
+constexpr void put_prelude(Sink& s) {
+  constexpr int hd = head_dim_of<Arch>;
+  if constexpr (Arch::n_heads != dynamic && Arch::n_kv_heads != dynamic)
+    if (Arch::n_heads % Arch::n_kv_heads != 0) throw "OpenCL kernels: n_heads must be a multiple of n_kv_heads";
+  if constexpr (hd != dynamic)
+    if (hd % 2 != 0 || hd > 256) throw "OpenCL kernels: head_dim must be even and at most 256";
+  auto def = [&](std::string_view name, int v) {
+    if (v == dynamic) return;
+    s.put("#define ");
+    s.put(name);
+    s.put(" ");
+    s.put_int(v);
+    s.put("\n");
+  };
+  def("DIM", Arch::dim);
+  def("N_HEADS", Arch::n_heads);
+  def("N_KV_HEADS", Arch::n_kv_heads);
+  def("HEAD_DIM", hd);
+  if constexpr (Arch::n_kv_heads != dynamic && hd != dynamic) def("KV_DIM", Arch::n_kv_heads * hd);
+}
+
+template <class Arch>
+constexpr void put_source(Sink& s) {
+  s.put("// edgespec OpenCL kernels for ");
+  s.put(Arch::name);
+  s.put("\n");
+  put_prelude<Arch>(s);
+  s.put(kernels::kCommon);
+  using namespace kernels;
+  for (const WeightKernel& w : kWeightKernels) {
+    s.put("\n#define W_LOAD ");
+    s.put(w.load);
+    s.put("\n");
+    put_kernel(s, get_rows, w.suffix);
+    if (w.block_dot.empty()) {
+      put_kernel(s, matmul_elem, w.suffix);
+    } else {
+      s.put("#define BLOCK_DOT ");
+      s.put(w.block_dot);
+      s.put("\n");
+      put_kernel(s, matmul_block, w.suffix);
+      s.put("#undef BLOCK_DOT\n");
+    }
+    s.put("#undef W_LOAD\n");
+  }
+  put_kernel(s, rmsnorm);
+  put_kernel(s, rope);
+  put_kernel(s, kv_store);
+  put_kernel(s, attention);
+  put_kernel(s, add);
+  put_kernel(s, swiglu);
+  put_kernel(s, argmax);
+}
+
+template <class Arch>
+consteval std::size_t source_length() {
+  Sink s;
+  put_source<Arch>(s);
+  return s.n;
+}
+
+}  // namespace detail
+
+// The whole program's OpenCL C for model type Arch, built at compile time.
+template <class Arch>
+inline constexpr auto kSource = [] {
+  std::array<char, detail::source_length<Arch>() + 1> a{};
+  detail::Sink s{a.data()};
+  detail::put_source<Arch>(s);
+  return a;
+}();
+
+template <class Arch>
+[[nodiscard]] constexpr std::string_view source() {
+  return std::string_view(kSource<Arch>.data(), kSource<Arch>.size() - 1);
+}
+
+// Build options for the dimensions Arch leaves dynamic, from a file's config.
+template <class Arch>
+[[nodiscard]] std::string build_options(int dim, int n_heads, int n_kv_heads, int head_dim) {
+  std::string o = "-cl-std=CL1.2";
+  auto def = [&](const char* name, int type_v, int v) {
+    if (type_v == dynamic) o += std::string(" -D") + name + "=" + std::to_string(v);
+  };
+  def("DIM", Arch::dim, dim);
+  def("N_HEADS", Arch::n_heads, n_heads);
+  def("N_KV_HEADS", Arch::n_kv_heads, n_kv_heads);
+  def("HEAD_DIM", head_dim_of<Arch>, head_dim);
+  if (Arch::n_kv_heads == dynamic || head_dim_of<Arch> == dynamic) o += " -DKV_DIM=" + std::to_string(n_kv_heads * head_dim);
+  return o;
+}
+
+}  // namespace edgespec::opencl
