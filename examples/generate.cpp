@@ -97,7 +97,6 @@ int main(int argc, char** argv) {
     std::vector<std::int32_t> tokens;
     std::string stats_json, stats_line;
     if (!speculative) {
-      Transformer<AnyLlama> model(weights, pool, ctx);
       Sampler sampler(sp);
       GenerationOptions opt;
       opt.n_tokens = n;
@@ -105,7 +104,10 @@ int main(int argc, char** argv) {
       opt.eos_id = tok.eos();
       opt.eog_ids = tok.eog_ids();
       opt.on_token = on_token;
-      const GenerationResult r = generate(model, prompt, sampler, opt);
+      const GenerationResult r = cli::with_placement(cli::on_gpu(args, "target-device"), [&]<class P>(P) {
+        PlacedModel<AnyLlama, P> model(weights, pool, ctx);
+        return generate(model, prompt, sampler, opt);
+      });
       tokens = r.tokens;
       stats_json = cli::generation_stats_json(r.stats);
       stats_line = cli::generation_stats_line(r.stats);

@@ -8,6 +8,7 @@
 #include <string>
 #include <thread>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "cli.hpp"
@@ -27,7 +28,8 @@ inline constexpr const char* kSpeculativeUsage =
   --adaptive MIN:MAX adapt the draft length to the running acceptance rate within [MIN, MAX]
   --early-stop P     stop drafting when the draft's top probability falls below P (0..1; not with --draft-ngram)
   --draft-device D, --target-device D
-                     cpu (gpu needs the OpenCL backend, not part of this build)
+                     cpu or gpu: the OpenCL device EDGESPEC_OPENCL_DEVICE selects (default: the first GPU, else the
+                     first device; PoCL runs OpenCL on the CPU); docs/opencl.md
 )";
 
 inline constexpr const char* kChatUsage = R"(chat (instruct models):
@@ -41,9 +43,13 @@ inline const std::set<std::string> kSpeculativeOptions = {"draft",      "draft-s
                                                           "draft-ngram", "draft-len",    "adaptive",
                                                           "early-stop",  "draft-device", "target-device"};
 
-using Speculative = Pipeline<Draft<>, Target<>, AdaptiveDraftLen<1, 16>>;
-using SelfSpeculative = Pipeline<Draft<SkipLayers<>>, Target<>, AdaptiveDraftLen<1, 16>>;
-using NGramSpeculative = Pipeline<Draft<NGram<>>, Target<>, AdaptiveDraftLen<1, 16>>;
+// The pipelines the options choose among: each drafter kind in each placement of draft (D) and target (T).
+template <class D, class T>
+using Speculative = Pipeline<Draft<D>, Target<T>, AdaptiveDraftLen<1, 16>>;
+template <class D, class T>
+using SelfSpeculative = Pipeline<Draft<SkipLayers<>, D>, Target<T>, AdaptiveDraftLen<1, 16>>;
+template <class T>
+using NGramSpeculative = Pipeline<Draft<NGram<>>, Target<T>, AdaptiveDraftLen<1, 16>>;
 
 inline std::vector<int> parse_int_list(const std::string& s, const char* option) {
   std::vector<int> out;
@@ -61,11 +67,20 @@ inline std::vector<int> parse_int_list(const std::string& s, const char* option)
   return out;
 }
 
-inline void check_device(const Args& args, const char* option) {
+// --draft-device / --target-device: true for gpu (the OpenCL device EDGESPEC_OPENCL_DEVICE selects).
+inline bool on_gpu(const Args& args, const char* option) {
   const std::string d = args.str(option, "cpu");
   ES_CHECK(d == "cpu" || d == "gpu", "option --", option, ": '", d, "' is not a device (cpu, gpu)");
-  ES_CHECK(d == "cpu", "option --", option, " gpu: no GPU device is available to this build (the OpenCL backend "
-           "that runs models on a GPU is not part of it yet); use cpu");
+  ES_CHECK(d == "cpu" || OnGPU::available, "option --", option, " gpu: this build has no OpenCL (CMake found no "
+           "OpenCL headers and ICD loader); use cpu");
+  return d == "gpu";
+}
+
+// Calls f(Placement{}) with OnCPU or OnGPU.
+template <class F>
+decltype(auto) with_placement(bool gpu, F&& f) {
+  if (gpu) return f(OnGPU{});
+  return f(OnCPU{});
 }
 
 // The speculative pipeline the options ask for (a second model, a requantized copy, the target with layers
@@ -75,15 +90,17 @@ class SpeculativeSession {
   // nullptr when no drafter is asked for. `base` carries sampling, context and stop settings.
   static std::unique_ptr<SpeculativeSession> from_args(const Args& args, std::shared_ptr<const LlamaWeights> target,
                                                        const Tokenizer& tok, ThreadPool& pool, PipelineOptions po) {
-    check_device(args, "target-device");
-    check_device(args, "draft-device");
+    const bool target_gpu = on_gpu(args, "target-device"), draft_gpu = on_gpu(args, "draft-device");
     const int drafters = int(args.has("draft")) + int(args.has("draft-skip")) + int(args.has("draft-quant")) +
                          int(args.has("draft-ngram"));
     ES_CHECK(drafters <= 1, "give at most one of --draft, --draft-skip, --draft-quant and --draft-ngram");
     ES_CHECK(drafters == 1 || (!args.has("draft-len") && !args.has("adaptive") && !args.has("early-stop")),
              "--draft-len, --adaptive and --early-stop need a drafter (--draft, --draft-skip, --draft-quant or "
              "--draft-ngram)");
-    if (drafters == 0) return nullptr;
+    if (drafters == 0) {
+      ES_CHECK(!args.has("draft-device"), "--draft-device needs a drafter (--draft, --draft-skip or --draft-quant)");
+      return nullptr;
+    }
     ES_CHECK(!(args.has("draft-ngram") && args.has("early-stop")),
              "--early-stop reads the draft model's probabilities; --draft-ngram has none");
     po.draft_len = args.num<int>("draft-len", 0, 1, kMaxDraftLen);
@@ -102,16 +119,25 @@ class SpeculativeSession {
     }
     po.early_stop = args.num<float>("early-stop", -1.0f, 0.0f, 0.99f);
     auto s = std::unique_ptr<SpeculativeSession>(new SpeculativeSession);
+    const std::string where = std::string(" [draft ") + (draft_gpu ? "gpu" : "cpu") + ", target " +
+                              (target_gpu ? "gpu" : "cpu") + "]";
     if (args.has("draft-ngram")) {
+      ES_CHECK(!draft_gpu, "--draft-ngram has no draft model to place: leave --draft-device cpu");
       po.ngram_max = args.num<int>("draft-ngram", 3, 1, 64);
-      s->ngram_ = std::make_unique<NGramSpeculative>(target, pool, po);
+      with_placement(target_gpu, [&]<class T>(T) {
+        s->pipeline_ = std::make_unique<NGramSpeculative<T>>(target, pool, po);
+      });
       s->drafter_ = "n-gram lookup (n <= " + std::to_string(po.ngram_max) + ")";
       return s;
     }
     if (args.has("draft-skip")) {
       po.skip_layers = parse_int_list(args.str("draft-skip"), "draft-skip");
-      s->self_ = std::make_unique<SelfSpeculative>(target, pool, po);
-      s->drafter_ = "self (skip " + args.str("draft-skip") + ")";
+      with_placement(draft_gpu, [&]<class D>(D) {
+        with_placement(target_gpu, [&]<class T>(T) {
+          s->pipeline_ = std::make_unique<SelfSpeculative<D, T>>(target, pool, po);
+        });
+      });
+      s->drafter_ = "self (skip " + args.str("draft-skip") + ")" + where;
       return s;
     }
     std::shared_ptr<const LlamaWeights> draft;
@@ -125,14 +151,19 @@ class SpeculativeSession {
       draft = std::make_shared<const LlamaWeights>(requantize(target, t, &pool));
       s->drafter_ = "target as " + std::string(name(t));
     }
-    s->two_ = std::make_unique<Speculative>(target, draft, pool, po);
+    s->drafter_ += where;
+    with_placement(draft_gpu, [&]<class D>(D) {
+      with_placement(target_gpu, [&]<class T>(T) {
+        s->pipeline_ = std::make_unique<Speculative<D, T>>(target, draft, pool, po);
+      });
+    });
     return s;
   }
 
   [[nodiscard]] const std::string& drafter() const noexcept { return drafter_; }
   template <class F>
   decltype(auto) visit(F&& f) {  // f(the pipeline)
-    return two_ ? f(*two_) : self_ ? f(*self_) : f(*ngram_);
+    return std::visit([&](auto& p) -> decltype(auto) { return f(*p); }, pipeline_);
   }
   void begin(std::span<const std::int32_t> prompt) {
     visit([&](auto& p) { p.begin(prompt); });
@@ -147,9 +178,12 @@ class SpeculativeSession {
  private:
   SpeculativeSession() = default;
 
-  std::unique_ptr<Speculative> two_;
-  std::unique_ptr<SelfSpeculative> self_;
-  std::unique_ptr<NGramSpeculative> ngram_;  // no draft model: looks drafts up in the whole sequence
+  std::variant<std::unique_ptr<Speculative<OnCPU, OnCPU>>, std::unique_ptr<Speculative<OnGPU, OnCPU>>,
+               std::unique_ptr<Speculative<OnCPU, OnGPU>>, std::unique_ptr<Speculative<OnGPU, OnGPU>>,
+               std::unique_ptr<SelfSpeculative<OnCPU, OnCPU>>, std::unique_ptr<SelfSpeculative<OnGPU, OnCPU>>,
+               std::unique_ptr<SelfSpeculative<OnCPU, OnGPU>>, std::unique_ptr<SelfSpeculative<OnGPU, OnGPU>>,
+               std::unique_ptr<NGramSpeculative<OnCPU>>, std::unique_ptr<NGramSpeculative<OnGPU>>>
+      pipeline_;
   std::string drafter_;
 };
 

@@ -23,6 +23,15 @@
 
 namespace edgespec::opencl {
 
+// The device OnGPU models share in this process: opened on first use, from EDGESPEC_OPENCL_DEVICE.
+inline std::shared_ptr<Device> default_device() {
+  static std::mutex mu;
+  static std::shared_ptr<Device> device;
+  std::lock_guard lock(mu);
+  if (!device) device = Device::open_default();
+  return device;
+}
+
 namespace detail {
 
 template <class T>
@@ -95,6 +104,12 @@ class DeviceTransformer {
     inv_freq_ = upload(inv.data(), inv.size() * sizeof(float), "rope frequencies");
     skip_.assign(static_cast<std::size_t>(c_.n_layers), 0);
   }
+
+  // The Transformer-compatible form a Pipeline uses: the process's default device (EDGESPEC_OPENCL_DEVICE); the
+  // thread pool is the CPU's and unused here.
+  DeviceTransformer(std::shared_ptr<const LlamaWeights> weights, ThreadPool&, int max_seq = 0,
+                    KvType kv_type = KvType::F16)
+      : DeviceTransformer(std::move(weights), default_device(), max_seq, kv_type) {}
 
   [[nodiscard]] const ModelConfig& config() const noexcept { return c_; }
   [[nodiscard]] const LlamaWeights& weights() const noexcept { return *w_; }

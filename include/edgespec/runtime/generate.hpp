@@ -54,8 +54,10 @@ struct GenerationResult {
   GenerationStats stats;
 };
 
-template <class Arch>
-GenerationResult generate(Transformer<Arch>& model, std::span<const std::int32_t> prompt, Sampler& sampler,
+// Model: Transformer<Arch> (CPU) or opencl::DeviceTransformer<Arch> (OnGPU): anything with forward(tokens),
+// position(), reset() and config().
+template <class Model>
+GenerationResult generate(Model& model, std::span<const std::int32_t> prompt, Sampler& sampler,
                           const GenerationOptions& opt) {
   using clock = std::chrono::steady_clock;
   auto seconds = [](clock::time_point a, clock::time_point b) { return std::chrono::duration<double>(b - a).count(); };

@@ -36,6 +36,9 @@
 #include "edgespec/speculative/properties.hpp"
 #include "edgespec/speculative/verify.hpp"
 #include "edgespec/tokenizer/vocab.hpp"
+#if defined(EDGESPEC_HAS_OPENCL)
+#include "edgespec/opencl/transformer.hpp"
+#endif
 
 namespace edgespec {
 
@@ -107,6 +110,24 @@ inline void check_same_vocabulary(const Vocab& draft, const Vocab& target) {
              "' in the draft and '", target.tokens[static_cast<std::size_t>(i)], "' in the target)");
 }
 
+namespace detail {
+// The model class that runs Arch in a placement: Transformer on the CPU, DeviceTransformer on the OpenCL device.
+template <class Arch, class Placement>
+struct placed_model {
+  using type = Transformer<Arch>;
+};
+#if defined(EDGESPEC_HAS_OPENCL)
+template <class Arch>
+struct placed_model<Arch, OnGPU> {
+  using type = opencl::DeviceTransformer<Arch>;
+};
+#endif
+}  // namespace detail
+
+// Transformer<Arch> for OnCPU, opencl::DeviceTransformer<Arch> for OnGPU (same interface).
+template <class Arch, class Placement>
+using PlacedModel = typename detail::placed_model<Arch, Placement>::type;
+
 template <class... Props>
 class Pipeline {
   using props = detail::pipeline_props<Props...>;
@@ -145,7 +166,8 @@ class Pipeline {
  private:
   struct init_tag {};
   struct no_draft_model {};
-  using draft_model = std::conditional_t<ngram_drafter, no_draft_model, Transformer<draft_arch>>;
+  using draft_model = std::conditional_t<ngram_drafter, no_draft_model, PlacedModel<draft_arch, draft_placement>>;
+  using target_model = PlacedModel<target_arch, target_placement>;
 
   Pipeline(init_tag, std::shared_ptr<const LlamaWeights> target, std::shared_ptr<const LlamaWeights> draft,
            ThreadPool& pool, PipelineOptions opt)
@@ -203,8 +225,8 @@ class Pipeline {
   }
 
  public:
-  [[nodiscard]] Transformer<target_arch>& target() noexcept { return target_; }
-  [[nodiscard]] Transformer<draft_arch>& draft() noexcept
+  [[nodiscard]] target_model& target() noexcept { return target_; }
+  [[nodiscard]] draft_model& draft() noexcept
     requires(!ngram_drafter)
   {
     return draft_;
@@ -407,8 +429,8 @@ class Pipeline {
   static std::shared_ptr<const LlamaWeights> checked(std::shared_ptr<const LlamaWeights> w, P, const char* role) {
     ES_CHECK(w != nullptr, role, ": no model given");
     if constexpr (!P::available)
-      throw_error(role, "<", P::name, ">: no GPU device is available to this build (the OpenCL backend that runs "
-                  "models on a GPU is not part of it yet); place the model OnCPU");
+      throw_error(role, "<", P::name, ">: this build has no OpenCL (the CMake target found no OpenCL headers and "
+                  "ICD loader; Debian: opencl-clhpp-headers ocl-icd-opencl-dev); place the model OnCPU");
     return w;
   }
 
@@ -506,7 +528,7 @@ class Pipeline {
   }
 
   PipelineOptions opt_;
-  Transformer<target_arch> target_;
+  target_model target_;
   [[no_unique_address]] draft_model draft_;
   NGramLookup lookup_;  // Draft<NGram<N>>
   Sampler sampler_;

@@ -26,12 +26,18 @@ struct OnCPU {
   static constexpr std::string_view name = "OnCPU";
   static constexpr bool available = true;
 };
-// The GPU placement through OpenCL. Declared here so pipelines can name it; the OpenCL backend completes it.
-// Until then a pipeline that places a model on it compiles, and its constructor throws a clear error.
+// The GPU placement: the OpenCL device EDGESPEC_OPENCL_DEVICE selects (opencl/device.hpp), running the whole
+// forward pass (opencl/transformer.hpp). Available in builds with OpenCL (EDGESPEC_HAS_OPENCL, set by the CMake
+// target when OpenCL is found); elsewhere a pipeline that places a model on it compiles, and its constructor
+// throws a clear error.
 struct OnGPU {
   using execution_space = OnGPU;
   static constexpr std::string_view name = "OnGPU";
+#if defined(EDGESPEC_HAS_OPENCL)
+  static constexpr bool available = true;
+#else
   static constexpr bool available = false;
+#endif
 };
 
 template <class T>

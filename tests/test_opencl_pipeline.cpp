@@ -1,0 +1,141 @@
+// Whole speculative pipelines in every placement of draft and target (OnCPU / OnGPU: the OpenCL device, PoCL
+// on the CPU in CI): greedy output equals the golden continuations; the KV rollback and the target's
+// distribution hold with the target on the device.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+
+#include <edgespec/edgespec.hpp>
+
+#include "chi_square.hpp"
+#include "golden.hpp"
+
+namespace {
+
+using namespace edgespec;
+
+std::shared_ptr<const LlamaWeights> load(const char* rel) {
+  return std::make_shared<const LlamaWeights>(load_weights(test::model_path(rel)));
+}
+
+PipelineOptions greedy(int draft_len) {
+  PipelineOptions o;
+  o.max_seq = 256;
+  o.draft_len = draft_len;
+  return o;
+}
+
+template <class P>
+void check_golden(P& p, const char* golden, std::size_t cases = 99) {
+  const auto all = test::load_golden(golden);
+  for (std::size_t i = 0; i < std::min(cases, all.size()); ++i) {
+    const test::GoldenCase& g = all[i];
+    INFO("prompt: " << g.prompt);
+    const SpeculativeResult r = p.generate(g.prompt_tokens, static_cast<int>(g.greedy_tokens.size()));
+    CHECK(r.tokens == g.greedy_tokens);
+  }
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("greedy pipelines in every placement equal the golden continuations", "[opencl][pipeline]",
+                   (std::pair<OnGPU, OnCPU>), (std::pair<OnCPU, OnGPU>), (std::pair<OnGPU, OnGPU>)) {
+  using D = typename TestType::first_type;
+  using T = typename TestType::second_type;
+  auto target = load("llama2c/stories260K.bin");
+  auto draft = load("llama2c/llama2xs.bin");
+  ThreadPool pool(1);
+  SECTION("a second model drafting") {
+    Pipeline<Draft<D>, Target<T>, AdaptiveDraftLen<1, 8>> p(target, draft, pool, greedy(3));
+    check_golden(p, "stories260K-greedy.jsonl");
+    CHECK(p.stats().accepted > 0);
+  }
+  SECTION("self-speculative (layers 1 and 3 skipped)") {
+    PipelineOptions o = greedy(2);
+    o.skip_layers = {1, 3};
+    Pipeline<Draft<SkipLayers<>, D>, Target<T>, AdaptiveDraftLen<1, 8>> p(target, pool, o);
+    check_golden(p, "stories260K-greedy.jsonl", 3);
+  }
+  SECTION("a Q8_0 copy drafting, F16 target") {
+    auto f16 = load("gguf/llama2xs-f16.gguf");
+    auto q8 = load("gguf/llama2xs-q8_0.gguf");
+    Pipeline<Draft<D>, Target<T>, DraftLen<4>> p(f16, q8, pool, greedy(0));
+    check_golden(p, "llama2xs-greedy.jsonl", 4);
+  }
+}
+
+TEST_CASE("n-gram drafting with the target on the device equals the golden continuations", "[opencl][pipeline]") {
+  auto target = load("llama2c/stories260K.bin");
+  ThreadPool pool(1);
+  PipelineOptions o = greedy(4);
+  o.ngram_max = 3;
+  Pipeline<Draft<NGram<>>, Target<OnGPU>, AdaptiveDraftLen<1, 8>> p(target, pool, o);
+  check_golden(p, "stories260K-greedy.jsonl");
+}
+
+TEST_CASE("rollback with the target on the device: every draft rejected still gives the target's output",
+          "[opencl][pipeline]") {
+  // A draft that never agrees (a different model with a forced bad temperature would be random; here the
+  // self-speculative draft with all but one layer skipped) makes every round roll the device cache back.
+  auto target = load("llama2c/stories260K.bin");
+  ThreadPool pool(1);
+  PipelineOptions o = greedy(6);
+  o.skip_layers = {0, 1, 2, 3};
+  Pipeline<Draft<SkipLayers<>, OnCPU>, Target<OnGPU>, AdaptiveDraftLen<1, 8>> p(target, pool, o);
+  check_golden(p, "stories260K-greedy.jsonl", 4);
+  CHECK(p.stats().rejections > 0);
+}
+
+TEST_CASE("stochastic verification with the target on the device keeps the target's distribution",
+          "[opencl][pipeline][distribution]") {
+  auto target = load("llama2c/stories260K.bin");
+  auto draft = load("llama2c/llama2xs.bin");
+  const std::vector<std::int32_t> prompt = {1, 291};
+  SamplingParams sp;
+  sp.temperature = 1.0f;
+  ThreadPool pool(1);
+  opencl::DeviceTransformer<> reference(target, pool, 32);
+  const auto logits = reference.forward(prompt);
+  std::vector<float> p(logits.size()), q(logits.size());
+  std::vector<std::int32_t> scratch;
+  distribution(logits, sp, p, scratch);
+  Transformer<> draft_model(draft, pool, 32);
+  distribution(draft_model.forward(prompt), sp, q, scratch);
+
+  PipelineOptions o;
+  o.sampling = sp;
+  o.max_seq = 32;
+  Pipeline<Draft<OnCPU>, Target<OnGPU>, DraftLen<3>, StochasticVerify> pipeline(target, draft, pool, o);
+  constexpr long n = 3000;
+  std::vector<long> counts(p.size(), 0);
+  for (long s = 0; s < n; ++s) {
+    pipeline.set_seed(static_cast<std::uint64_t>(s) + 1);
+    pipeline.begin(prompt);
+    ++counts[static_cast<std::size_t>(pipeline.round()[0])];
+  }
+  const test::ChiSquare c = test::chi_square(counts, p, n);
+  WARN("target on the device: chi2 " << c.statistic << " df " << c.df << " critical " << c.critical);
+  CHECK(c.statistic < c.critical);
+  CHECK(test::chi_square(counts, q, n).statistic > c.critical);  // power: the draft's law is rejected
+}
+
+TEST_CASE("SmolLM2 converted to F32 with the target on the device equals llama.cpp's continuations",
+          "[opencl][pipeline][smollm2]") {
+  ThreadPool pool(2);
+  auto f32 = std::make_shared<const LlamaWeights>(
+      requantize(load("gguf/smollm2-135m-instruct-q4_1.gguf"), DType::F32, &pool));
+  auto q8 = std::make_shared<const LlamaWeights>(requantize(f32, DType::Q8_0, &pool));
+  Pipeline<Draft<OnCPU>, Target<OnGPU>, DraftLen<3>> p(f32, q8, pool, greedy(0));
+  const auto cases = test::load_golden("smollm2-f32-greedy.jsonl");
+  int exact = 0;
+  for (std::size_t i = 0; i < 3; ++i) {
+    const test::GoldenCase& g = cases[i];
+    const std::size_t m = std::min<std::size_t>(16, g.greedy_tokens.size());
+    const SpeculativeResult r = p.generate(g.prompt_tokens, static_cast<int>(m));
+    const bool same = std::equal(r.tokens.begin(), r.tokens.end(), g.greedy_tokens.begin());
+    exact += same;
+    WARN("SmolLM2 F32 on the device, " << g.prompt << ": " << (same ? "equal" : "differs") << " over " << m
+                                        << " tokens");
+  }
+  CHECK(exact == 3);
+}
