@@ -61,6 +61,9 @@ float round_half(float x) {
 
 float w_f32(global const uchar* row, int j) { return ((global const float*)row)[j]; }
 float w_f16(global const uchar* row, int j) { return vload_half(j, (global const half*)row); }
+// 16 consecutive values 16 j .. 16 j + 15
+float16 w16_f32(global const uchar* row, int j) { return vload16(j, (global const float*)row); }
+float16 w16_f16(global const uchar* row, int j) { return vload_half16(j, (global const half*)row); }
 // Q8_0 block (34 bytes): f16 scale d, 32 int8 q; value = d q.
 float w_q8_0(global const uchar* row, int j) {
   global const uchar* b = row + (j / QK) * 34;
@@ -75,23 +78,31 @@ float w_q4_0(global const uchar* row, int j) {
   return vload_half(0, (global const half*)b) * (float)((i < 16 ? (q & 15) : (q >> 4)) - 8);
 }
 
-// sum over one 32-value block of w * x
-float dot_q8_0(global const uchar* row, int blk, global const float* x) {
-  global const uchar* b = row + blk * 34;
-  global const char* q = (global const char*)(b + 2);
-  float s = 0.0f;
-  for (int i = 0; i < QK; ++i) s += (float)q[i] * x[i];
-  return vload_half(0, (global const half*)b) * s;
+float hsum16(float16 v) {
+  const float8 a = v.lo + v.hi;
+  const float4 b = a.lo + a.hi;
+  return b.x + b.y + b.z + b.w;
 }
-float dot_q4_0(global const uchar* row, int blk, global const float* x) {
-  global const uchar* b = row + blk * 18;
-  float s = 0.0f;
-  for (int i = 0; i < 16; ++i) {
-    const uchar q = b[2 + i];
-    s += (float)((q & 15) - 8) * x[i] + (float)((q >> 4) - 8) * x[i + 16];
+// Q8_0 block b: values 0..15 in lo, 16..31 in hi, the scale in d.
+// (d comes from the row's f32 copy of its block scales, sc: converting f16 in the kernel costs more than the
+// products on devices without f16 hardware conversion.)
+#define UNPACK_Q8_0(row, b, lo, hi, d)                                        \
+  {                                                                          \
+    global const uchar* blk_ = (row) + (b) * 34;                             \
+    d = sc[b];                                                               \
+    global const char* q_ = (global const char*)(blk_ + 2);                 \
+    lo = convert_float16(vload16(0, q_));                                    \
+    hi = convert_float16(vload16(1, q_));                                    \
   }
-  return vload_half(0, (global const half*)b) * s;
-}
+// Q4_0 block b: low nibbles are values 0..15, high nibbles 16..31, minus 8.
+#define UNPACK_Q4_0(row, b, lo, hi, d)                                        \
+  {                                                                          \
+    global const uchar* blk_ = (row) + (b) * 18;                             \
+    d = sc[b];                                                               \
+    const uchar16 q_ = vload16(0, blk_ + 2);                                 \
+    lo = convert_float16(convert_char16(q_ & (uchar)15)) - 8.0f;             \
+    hi = convert_float16(convert_char16(q_ >> (uchar)4)) - 8.0f;             \
+  }
 
 // Work-group sum of v (every work-item gets it). red: WG floats of local memory.
 float group_sum(local float* red, float v) {
@@ -132,43 +143,71 @@ inline constexpr std::string_view kGetRowsBody = R"CL(
   out[g] = W_LOAD(w + (size_t)tokens[i] * row_bytes, j);
 )CL";
 
-// y (n, rows) = x (n, cols) W^T, W (rows, cols) element type W_LOAD. One work-group of WG per row; each
-// work-item sums a strided part of the row for up to NMAX positions at once, then a group reduction.
+// y (n, rows) = x (n, cols) W^T, W (rows, cols) element type W_LOAD (16 at a time: W_LOAD16). One work-item
+// per row, no barriers: it walks its row once per group of 4 positions with vector accumulators (the row
+// stays in cache between groups), and sums them once at the end. count = rows (rounded up to work-groups).
 inline constexpr std::string_view kMatmulElemBody = R"CL(
-  local float red[WG];
-  const int row = get_group_id(0), lid = get_local_id(0);
+  const int row = get_global_id(0);
+  if (row >= rows) return;
   global const uchar* wr = w + (size_t)row * row_bytes;
-  for (int p0 = 0; p0 < n; p0 += NMAX) {
-    const int m = min(NMAX, n - p0);
-    float acc[NMAX];
-    for (int p = 0; p < NMAX; ++p) acc[p] = 0.0f;
-    for (int j = lid; j < cols; j += WG) {
+  const int c16 = cols / 16;
+  for (int p0 = 0; p0 < n; p0 += 4) {
+    const int m = min(4, n - p0);
+    global const float* x0 = x + (size_t)p0 * cols;
+    float16 v0 = 0.0f, v1 = 0.0f, v2 = 0.0f, v3 = 0.0f;
+    for (int j = 0; j < c16; ++j) {
+      const float16 wj = W_LOAD16(wr, j);
+      v0 += wj * vload16(j, x0);
+      if (m > 1) v1 += wj * vload16(j, x0 + cols);
+      if (m > 2) v2 += wj * vload16(j, x0 + 2 * cols);
+      if (m > 3) v3 += wj * vload16(j, x0 + 3 * cols);
+    }
+    float a0 = hsum16(v0), a1 = hsum16(v1), a2 = hsum16(v2), a3 = hsum16(v3);
+    for (int j = c16 * 16; j < cols; ++j) {
       const float wj = W_LOAD(wr, j);
-      for (int p = 0; p < m; ++p) acc[p] += wj * x[(size_t)(p0 + p) * cols + j];
+      a0 += wj * x0[j];
+      if (m > 1) a1 += wj * x0[cols + j];
+      if (m > 2) a2 += wj * x0[2 * cols + j];
+      if (m > 3) a3 += wj * x0[3 * cols + j];
     }
-    for (int p = 0; p < m; ++p) {
-      const float s = group_sum(red, acc[p]);
-      if (lid == 0) y[(size_t)(p0 + p) * rows + row] = s;
-    }
+    global float* yp = y + (size_t)p0 * rows + row;
+    yp[0] = a0;
+    if (m > 1) yp[rows] = a1;
+    if (m > 2) yp[2 * rows] = a2;
+    if (m > 3) yp[3 * rows] = a3;
   }
 )CL";
 
-// The same for block types: a work-item takes whole 32-value blocks (BLOCK_DOT).
+// The same for block types: whole 32-value blocks, each block's quants unpacked once for 4 positions
+// (BLOCK_UNPACK: float16 lo, hi and the scale d).
 inline constexpr std::string_view kMatmulBlockBody = R"CL(
-  local float red[WG];
-  const int row = get_group_id(0), lid = get_local_id(0);
+  const int row = get_global_id(0);
+  if (row >= rows) return;
   global const uchar* wr = w + (size_t)row * row_bytes;
   const int nb = cols / QK;
-  for (int p0 = 0; p0 < n; p0 += NMAX) {
-    const int m = min(NMAX, n - p0);
-    float acc[NMAX];
-    for (int p = 0; p < NMAX; ++p) acc[p] = 0.0f;
-    for (int b = lid; b < nb; b += WG)
-      for (int p = 0; p < m; ++p) acc[p] += BLOCK_DOT(wr, b, x + (size_t)(p0 + p) * cols + b * QK);
-    for (int p = 0; p < m; ++p) {
-      const float s = group_sum(red, acc[p]);
-      if (lid == 0) y[(size_t)(p0 + p) * rows + row] = s;
+  global const float* sc = scales + (size_t)row * nb;
+  for (int p0 = 0; p0 < n; p0 += 4) {
+    const int m = min(4, n - p0);
+    global const float* x0 = x + (size_t)p0 * cols;
+    // Vector accumulators: one horizontal sum per row and position, not per block.
+    float16 a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
+    for (int b = 0; b < nb; ++b) {
+      float16 lo, hi;
+      float d;
+      BLOCK_UNPACK(wr, b, lo, hi, d);
+      lo *= d;
+      hi *= d;
+      global const float* xb = x0 + b * QK;
+      a0 += lo * vload16(0, xb) + hi * vload16(1, xb);
+      if (m > 1) a1 += lo * vload16(0, xb + cols) + hi * vload16(1, xb + cols);
+      if (m > 2) a2 += lo * vload16(0, xb + 2 * cols) + hi * vload16(1, xb + 2 * cols);
+      if (m > 3) a3 += lo * vload16(0, xb + 3 * cols) + hi * vload16(1, xb + 3 * cols);
     }
+    global float* yp = y + (size_t)p0 * rows + row;
+    yp[0] = hsum16(a0);
+    if (m > 1) yp[rows] = hsum16(a1);
+    if (m > 2) yp[2 * rows] = hsum16(a2);
+    if (m > 3) yp[3 * rows] = hsum16(a3);
   }
 )CL";
 
@@ -292,8 +331,10 @@ inline constexpr KernelDef get_rows{"get_rows",
                                                ParamDef{Buffer, "global const int* tokens"},
                                                ParamDef{Buffer, "global float* out"}, ParamDef{Int, "int count"}},
                                     kGetRowsBody};
+// scales: block types' scales as f32 (rows, cols / 32); unused by F32/F16.
 inline constexpr KernelDef matmul_elem{"matmul",
                                        std::array{ParamDef{Buffer, "global const uchar* w"},
+                                                  ParamDef{Buffer, "global const float* scales"},
                                                   ParamDef{Int, "int row_bytes"},
                                                   ParamDef{Buffer, "global const float* x"},
                                                   ParamDef{Buffer, "global float* y"}, ParamDef{Int, "int rows"},
@@ -340,14 +381,15 @@ inline constexpr KernelDef argmax{"argmax",
                                              ParamDef{Buffer, "global int* out"}, ParamDef{Int, "int vocab"}},
                                   kArgmaxBody};
 
-// Weight element types with kernels: name suffix, how one element is read, how a block is dotted (empty:
+// Weight element types with kernels: name suffix, how one element is read, how a block is unpacked (empty:
 // element-wise matmul).
 struct WeightKernel {
-  std::string_view suffix, load, block_dot;
+  std::string_view suffix, load, load16, block_dot;
 };
-inline constexpr std::array kWeightKernels{WeightKernel{"f32", "w_f32", ""}, WeightKernel{"f16", "w_f16", ""},
-                                           WeightKernel{"q8_0", "w_q8_0", "dot_q8_0"},
-                                           WeightKernel{"q4_0", "w_q4_0", "dot_q4_0"}};
+inline constexpr std::array kWeightKernels{WeightKernel{"f32", "w_f32", "w16_f32", ""},
+                                           WeightKernel{"f16", "w_f16", "w16_f16", ""},
+                                           WeightKernel{"q8_0", "w_q8_0", "", "UNPACK_Q8_0"},
+                                           WeightKernel{"q4_0", "w_q4_0", "", "UNPACK_Q4_0"}};
 
 }  // namespace kernels
 
@@ -439,13 +481,17 @@ constexpr void put_source(Sink& s) {
     s.put("\n");
     put_kernel(s, get_rows, w.suffix);
     if (w.block_dot.empty()) {
+      s.put("#define W_LOAD16 ");
+      s.put(w.load16);
+      s.put("\n");
       put_kernel(s, matmul_elem, w.suffix);
+      s.put("#undef W_LOAD16\n");
     } else {
-      s.put("#define BLOCK_DOT ");
+      s.put("#define BLOCK_UNPACK ");
       s.put(w.block_dot);
       s.put("\n");
       put_kernel(s, matmul_block, w.suffix);
-      s.put("#undef BLOCK_DOT\n");
+      s.put("#undef BLOCK_UNPACK\n");
     }
     s.put("#undef W_LOAD\n");
   }

@@ -11,6 +11,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <span>
 #include <string>
@@ -165,6 +166,7 @@ class DeviceTransformer {
  private:
   struct DeviceMatrix {
     cl::Buffer data;
+    cl::Buffer scales;  // Q8_0/Q4_0: the block scales as f32 (rows, cols / 32); else a 4-byte placeholder
     int type_index = 0;  // into kernels::kWeightKernels
     int rows = 0, cols = 0, row_bytes = 0;
   };
@@ -205,6 +207,20 @@ class DeviceTransformer {
     d.cols = static_cast<int>(m.cols);
     d.row_bytes = static_cast<int>(row_bytes(m.type, m.cols));
     d.data = upload(m.data, static_cast<std::size_t>(d.row_bytes) * static_cast<std::size_t>(d.rows), name.c_str());
+    if (m.type == DType::Q8_0 || m.type == DType::Q4_0) {
+      const std::int64_t nb = m.cols / 32, block = block_bytes(m.type);
+      std::vector<float> sc(static_cast<std::size_t>(m.rows * nb));
+      const auto* bytes = static_cast<const std::uint8_t*>(m.data);
+      for (std::int64_t r = 0; r < m.rows; ++r)
+        for (std::int64_t b = 0; b < nb; ++b) {
+          std::uint16_t h;
+          std::memcpy(&h, bytes + r * d.row_bytes + b * block, 2);
+          sc[static_cast<std::size_t>(r * nb + b)] = fp16_to_fp32(h);
+        }
+      d.scales = upload(sc.data(), sc.size() * sizeof(float), name.c_str());
+    } else {
+      d.scales = alloc(4, name.c_str());
+    }
     return d;
   }
 
@@ -256,8 +272,10 @@ class DeviceTransformer {
   // y (n, m.rows) = x (n, m.cols) m^T
   void matmul(const DeviceMatrix& m, const cl::Buffer& x, const cl::Buffer& y, int n) {
     cl::Kernel& k = matmul_[static_cast<std::size_t>(m.type_index)];
-    detail::set_args(k, kernels::matmul_elem, m.data, m.row_bytes, x, y, m.rows, m.cols, n);
-    enqueue(k, cl::NDRange(static_cast<std::size_t>(m.rows) * kWorkGroup), cl::NDRange(kWorkGroup));
+    detail::set_args(k, kernels::matmul_elem, m.data, m.scales, m.row_bytes, x, y, m.rows, m.cols, n);
+    static const int wg = std::getenv("EDGESPEC_CL_MATMUL_WG") ? std::atoi(std::getenv("EDGESPEC_CL_MATMUL_WG")) : 64;
+    const std::size_t g = (static_cast<std::size_t>(m.rows) + wg - 1) / wg * wg;
+    enqueue(k, cl::NDRange(g), cl::NDRange(static_cast<std::size_t>(wg)));
   }
   void rmsnorm(const cl::Buffer& x, const cl::Buffer& w, const cl::Buffer& out, int n) {
     detail::set_args(rmsnorm_, kernels::rmsnorm, x, w, out, c_.norm_eps);
