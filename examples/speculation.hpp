@@ -30,6 +30,9 @@ inline constexpr const char* kSpeculativeUsage =
   --draft-device D, --target-device D
                      cpu or gpu: the OpenCL device EDGESPEC_OPENCL_DEVICE selects (default: the first GPU, else the
                      first device; PoCL runs OpenCL on the CPU); docs/opencl.md
+  --schedule S       sequential (default) or overlapped: with draft and target on different devices, the drafter
+                     drafts the next round while the target verifies (kept when all drafts and the drafter's
+                     guess of the bonus token were right)
 )";
 
 inline constexpr const char* kChatUsage = R"(chat (instruct models):
@@ -39,15 +42,15 @@ inline constexpr const char* kChatUsage = R"(chat (instruct models):
   --ignore-eos       keep generating past end-of-generation tokens (EOS, <|im_end|>, <|eot_id|>, ...)
 )";
 
-inline const std::set<std::string> kSpeculativeOptions = {"draft",      "draft-skip",   "draft-quant",
-                                                          "draft-ngram", "draft-len",    "adaptive",
-                                                          "early-stop",  "draft-device", "target-device"};
+inline const std::set<std::string> kSpeculativeOptions = {
+    "draft",      "draft-skip",   "draft-quant",   "draft-ngram", "draft-len",
+    "adaptive",   "early-stop",   "draft-device",  "target-device", "schedule"};
 
 // The pipelines the options choose among: each drafter kind in each placement of draft (D) and target (T).
-template <class D, class T>
-using Speculative = Pipeline<Draft<D>, Target<T>, AdaptiveDraftLen<1, 16>>;
-template <class D, class T>
-using SelfSpeculative = Pipeline<Draft<SkipLayers<>, D>, Target<T>, AdaptiveDraftLen<1, 16>>;
+template <class D, class T, class S = Sequential>
+using Speculative = Pipeline<Draft<D>, Target<T>, AdaptiveDraftLen<1, 16>, S>;
+template <class D, class T, class S = Sequential>
+using SelfSpeculative = Pipeline<Draft<SkipLayers<>, D>, Target<T>, AdaptiveDraftLen<1, 16>, S>;
 template <class T>
 using NGramSpeculative = Pipeline<Draft<NGram<>>, Target<T>, AdaptiveDraftLen<1, 16>>;
 
@@ -119,8 +122,15 @@ class SpeculativeSession {
     }
     po.early_stop = args.num<float>("early-stop", -1.0f, 0.0f, 0.99f);
     auto s = std::unique_ptr<SpeculativeSession>(new SpeculativeSession);
+    const std::string schedule = args.str("schedule", "sequential");
+    ES_CHECK(schedule == "sequential" || schedule == "overlapped", "option --schedule: '", schedule,
+             "' is not a schedule (sequential, overlapped)");
+    const bool overlapped = schedule == "overlapped";
+    ES_CHECK(!overlapped || draft_gpu != target_gpu, "--schedule overlapped runs the draft and the target at the "
+             "same time: give them different devices (--draft-device gpu --target-device cpu, or the reverse)");
+    ES_CHECK(!overlapped || !args.has("draft-ngram"), "--schedule overlapped needs a draft model (not --draft-ngram)");
     const std::string where = std::string(" [draft ") + (draft_gpu ? "gpu" : "cpu") + ", target " +
-                              (target_gpu ? "gpu" : "cpu") + "]";
+                              (target_gpu ? "gpu" : "cpu") + (overlapped ? ", overlapped" : "") + "]";
     if (args.has("draft-ngram")) {
       ES_CHECK(!draft_gpu, "--draft-ngram has no draft model to place: leave --draft-device cpu");
       po.ngram_max = args.num<int>("draft-ngram", 3, 1, 64);
@@ -134,6 +144,11 @@ class SpeculativeSession {
       po.skip_layers = parse_int_list(args.str("draft-skip"), "draft-skip");
       with_placement(draft_gpu, [&]<class D>(D) {
         with_placement(target_gpu, [&]<class T>(T) {
+          if constexpr (!std::is_same_v<D, T>)
+            if (overlapped) {
+              s->pipeline_ = std::make_unique<SelfSpeculative<D, T, Overlapped>>(target, pool, po);
+              return;
+            }
           s->pipeline_ = std::make_unique<SelfSpeculative<D, T>>(target, pool, po);
         });
       });
@@ -154,6 +169,11 @@ class SpeculativeSession {
     s->drafter_ += where;
     with_placement(draft_gpu, [&]<class D>(D) {
       with_placement(target_gpu, [&]<class T>(T) {
+        if constexpr (!std::is_same_v<D, T>)
+          if (overlapped) {
+            s->pipeline_ = std::make_unique<Speculative<D, T, Overlapped>>(target, draft, pool, po);
+            return;
+          }
         s->pipeline_ = std::make_unique<Speculative<D, T>>(target, draft, pool, po);
       });
     });
@@ -182,7 +202,10 @@ class SpeculativeSession {
                std::unique_ptr<Speculative<OnCPU, OnGPU>>, std::unique_ptr<Speculative<OnGPU, OnGPU>>,
                std::unique_ptr<SelfSpeculative<OnCPU, OnCPU>>, std::unique_ptr<SelfSpeculative<OnGPU, OnCPU>>,
                std::unique_ptr<SelfSpeculative<OnCPU, OnGPU>>, std::unique_ptr<SelfSpeculative<OnGPU, OnGPU>>,
-               std::unique_ptr<NGramSpeculative<OnCPU>>, std::unique_ptr<NGramSpeculative<OnGPU>>>
+               std::unique_ptr<NGramSpeculative<OnCPU>>, std::unique_ptr<NGramSpeculative<OnGPU>>,
+               std::unique_ptr<Speculative<OnGPU, OnCPU, Overlapped>>, std::unique_ptr<Speculative<OnCPU, OnGPU, Overlapped>>,
+               std::unique_ptr<SelfSpeculative<OnGPU, OnCPU, Overlapped>>,
+               std::unique_ptr<SelfSpeculative<OnCPU, OnGPU, Overlapped>>>
       pipeline_;
   std::string drafter_;
 };
@@ -252,7 +275,9 @@ inline std::string speculative_stats_json(const SpeculativeStats& s, const std::
          ", \"acceptance_by_position\": " + json_doubles(s.acceptance_by_position()) +
          ", \"tokens_per_round\": " + json_number(s.tokens_per_round()) +
          ", \"draft_seconds\": " + json_number(s.draft_seconds) +
-         ", \"verify_seconds\": " + json_number(s.verify_seconds);
+         ", \"verify_seconds\": " + json_number(s.verify_seconds) +
+         ", \"overlapped_rounds\": " + std::to_string(s.overlapped_rounds) +
+         ", \"discarded\": " + std::to_string(s.discarded);
 }
 
 inline std::string generation_stats_line(const GenerationStats& s) {

@@ -139,3 +139,49 @@ TEST_CASE("SmolLM2 converted to F32 with the target on the device equals llama.c
   }
   CHECK(exact == 3);
 }
+
+TEMPLATE_TEST_CASE("the Overlapped schedule gives the same greedy output and drafts during verification",
+                   "[opencl][pipeline][overlapped]", (std::pair<OnGPU, OnCPU>), (std::pair<OnCPU, OnGPU>)) {
+  using D = typename TestType::first_type;
+  using T = typename TestType::second_type;
+  auto target = load("llama2c/stories260K.bin");
+  auto draft = load("llama2c/llama2xs.bin");
+  ThreadPool pool(1);
+  for (int g : {1, 3, 5}) {
+    INFO("draft length " << g);
+    Pipeline<Draft<D>, Target<T>, AdaptiveDraftLen<1, 8>, Overlapped> p(target, draft, pool, greedy(g));
+    int overlapped = 0, discarded = 0;
+    for (const test::GoldenCase& c : test::load_golden("stories260K-greedy.jsonl")) {
+      INFO("prompt: " << c.prompt);
+      const SpeculativeResult r = p.generate(c.prompt_tokens, static_cast<int>(c.greedy_tokens.size()));
+      CHECK(r.tokens == c.greedy_tokens);
+      overlapped += r.stats.overlapped_rounds;
+      discarded += r.stats.discarded;
+    }
+    WARN("Overlapped, draft length " << g << ": " << overlapped << " rounds drafted during the previous verify, "
+                                     << discarded << " tokens discarded");
+    CHECK(overlapped > 0);  // drafting ahead paid off in some rounds
+    CHECK(discarded > 0);   // and was thrown away in others
+  }
+  SECTION("self-speculative") {
+    PipelineOptions o = greedy(2);
+    o.skip_layers = {1, 3};
+    Pipeline<Draft<SkipLayers<>, D>, Target<T>, AdaptiveDraftLen<1, 8>, Overlapped> p(target, pool, o);
+    check_golden(p, "stories260K-greedy.jsonl", 3);
+  }
+}
+
+TEST_CASE("the Overlapped schedule samples valid tokens stochastically", "[opencl][pipeline][overlapped]") {
+  auto target = load("llama2c/stories260K.bin");
+  auto draft = load("llama2c/llama2xs.bin");
+  ThreadPool pool(1);
+  PipelineOptions o;
+  o.max_seq = 256;
+  o.sampling.temperature = 0.8f;
+  o.sampling.top_k = 40;
+  Pipeline<Draft<OnGPU>, Target<OnCPU>, DraftLen<3>, Overlapped> p(target, draft, pool, o);
+  const SpeculativeResult r = p.generate(std::vector<std::int32_t>{1, 403, 407}, 100);
+  CHECK(r.tokens.size() == 100);
+  for (const std::int32_t t : r.tokens) CHECK((t >= 0 && t < 512));
+  CHECK(r.stats.overlapped_rounds > 0);
+}

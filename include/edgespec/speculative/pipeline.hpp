@@ -22,6 +22,7 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <future>
 #include <memory>
 #include <optional>
 #include <span>
@@ -72,6 +73,8 @@ struct SpeculativeStats {
   double draft_seconds = 0.0;            // draft forwards (NGram: the lookups)
   double verify_seconds = 0.0;           // target forwards
   double sample_seconds = 0.0;           // distributions, draws, verification arithmetic
+  int overlapped_rounds = 0;             // Overlapped: rounds whose drafts were drafted during the previous verify
+  int discarded = 0;                     // Overlapped: tokens drafted during a verify and thrown away
 
   // alpha = accepted / drafted
   [[nodiscard]] double acceptance_rate() const noexcept { return drafted > 0 ? double(accepted) / drafted : 0.0; }
@@ -152,6 +155,13 @@ class Pipeline {
                 "Draft<SkipLayers<...>> is the target with layers skipped: do not give it an architecture");
   static_assert(!ngram_drafter || props::template count<prop::early_stop> == 0,
                 "EarlyStop<P> reads the draft's probabilities; Draft<NGram<N>> has none: drop EarlyStop");
+  static constexpr bool overlapped = schedule::overlapped;
+  static_assert(!overlapped || !ngram_drafter,
+                "Overlapped drafts on one device while the target verifies on the other: Draft<NGram<N>> has no "
+                "draft model; use Sequential");
+  static_assert(!overlapped || !std::is_same_v<draft_placement, target_placement>,
+                "Overlapped runs the draft and the target at the same time: place them on different devices "
+                "(Draft<OnGPU>, Target<OnCPU> or the reverse)");
 
   // Two models. For a self-speculative pipeline pass the target's weights twice (or use the 3-argument form).
   Pipeline(std::shared_ptr<const LlamaWeights> target, std::shared_ptr<const LlamaWeights> draft, ThreadPool& pool,
@@ -301,9 +311,11 @@ class Pipeline {
     // ---- draft ----
     auto t0 = clock::now();
     drafts_.clear();
+    bool predrafted = false;
+    if constexpr (overlapped) predrafted = take_predrafts(gamma, greedy, vocab);
     if constexpr (ngram_drafter) {
       lookup_.draft(seq_, gamma, drafts_);  // the whole sequence: prompt and emitted tokens, ending with t
-    } else {
+    } else if (!predrafted) {
       q_.resize(static_cast<std::size_t>(std::max(gamma, 1)) * vocab);
       if (gamma > 0) {
         if constexpr (!draft_length::adaptive)
@@ -323,7 +335,20 @@ class Pipeline {
     const int base = target_.position();
     verify_in_.assign(1, last_);
     verify_in_.insert(verify_in_.end(), drafts_.begin(), drafts_.end());
-    const std::span<const float> logits = target_.forward(verify_in_, Logits::All);
+    std::span<const float> logits;
+    if constexpr (overlapped) {
+      // The target verifies on its device while this thread drafts ahead on the draft's.
+      auto verify = std::async(std::launch::async, [&] { return target_.forward(verify_in_, Logits::All); });
+      try {
+        post_draft(g, greedy, vocab);
+      } catch (...) {
+        verify.wait();
+        throw;
+      }
+      logits = verify.get();
+    } else {
+      logits = target_.forward(verify_in_, Logits::All);
+    }
     stats_.verify_seconds += seconds_since(t0);
 
     t0 = clock::now();
@@ -360,10 +385,26 @@ class Pipeline {
     target_.truncate(base + 1 + k);                      // == fed: keeps `last` and d_1..d_k
     // The draft fed its pending tokens and d_1..d_{g-1}: those up to d_k are right. What it lacks (d_g when all
     // were accepted, and the newest token) it feeds in the next round's first forward.
+    bool reuse = false;
+    if constexpr (overlapped) {
+      // All accepted and the bonus is the drafter's guess e_1: e_2.. are the next round's drafts, and the draft's
+      // cache (old sequence, d_1..d_g, e_1..e_{m-1}) already is the sequence plus e_2..e_{m-1}.
+      reuse = k == g && g > 0 && post_.size() >= 2 && post_[0] == vr.next_token;
+      if (reuse) {
+        pre_.assign(post_.begin() + 1, post_.end());
+        if (!greedy) pre_q_.assign(post_q_.begin() + static_cast<std::ptrdiff_t>(vocab), post_q_.end());
+        draft_pending_.clear();
+      } else {
+        stats_.discarded += static_cast<int>(post_.size());
+        pre_.clear();
+      }
+    }
     if constexpr (!ngram_drafter) {
-      const int keep = std::min(draft_.position(), fed);
-      draft_.truncate(keep);
-      draft_pending_.assign(seq_.begin() + keep, seq_.end());
+      if (!reuse) {
+        const int keep = std::min(draft_.position(), fed);
+        draft_.truncate(keep);
+        draft_pending_.assign(seq_.begin() + keep, seq_.end());
+      }
     }
     last_ = vr.next_token;
     if constexpr (draft_length::adaptive)
@@ -469,6 +510,53 @@ class Pipeline {
   }
 
   // Draft token i: forward the pending tokens (i == 0) or d_{i-1}, then pick d_i. Returns false to stop drafting.
+  // Overlapped: the drafts prepared during the previous verification, when there are any; the draft's cache
+  // keeps exactly the ones used but the last (as after ordinary drafting).
+  bool take_predrafts(int gamma, bool greedy, std::size_t vocab) {
+    if (pre_.empty()) return false;
+    const int g = std::min<int>(gamma, static_cast<int>(pre_.size()));
+    if (g <= 0) {
+      pre_.clear();
+      return false;
+    }
+    drafts_.assign(pre_.begin(), pre_.begin() + g);
+    if (!greedy) {
+      q_.resize(static_cast<std::size_t>(g) * vocab);
+      std::copy_n(pre_q_.begin(), static_cast<std::size_t>(g) * vocab, q_.begin());
+    }
+    draft_.truncate(std::min(draft_.position(), static_cast<int>(seq_.size()) + g - 1));
+    pre_.clear();
+    ++stats_.overlapped_rounds;
+    return true;
+  }
+
+  // Overlapped, during verification: feed d_g, then draft e_1 (the guess of the bonus token), e_2, ... up to
+  // gamma + 1 tokens, each with its q (stochastic). The draft has fed its pending tokens and d_1..d_{g-1}.
+  void post_draft(int g, bool greedy, std::size_t vocab) {
+    post_.clear();
+    if (g <= 0) return;
+    const int room = draft_.config().max_seq - (static_cast<int>(seq_.size()) + g - 1) - 1;
+    const int m = std::min(gamma_ + 1, room);
+    if (m <= 0) return;
+    post_q_.resize(static_cast<std::size_t>(std::max(m, 1)) * vocab);
+    // The cache must end before d_g (an early stop has fed d_g already: feed it again).
+    draft_.truncate(std::min(draft_.position(), static_cast<int>(seq_.size()) + g - 1));
+    std::int32_t prev = drafts_.back();
+    for (int j = 0; j < m; ++j) {
+      const std::span<const float> logits = draft_.forward(std::span<const std::int32_t>(&prev, 1));
+      std::int32_t e;
+      if (greedy) {
+        e = greedy_token(logits);
+      } else {
+        std::span<float> qj(post_q_.data() + static_cast<std::size_t>(j) * vocab, vocab);
+        distribution(logits, opt_.sampling, qj, scratch_ids_);
+        e = draw(qj, sampler_.rng());
+      }
+      post_.push_back(e);
+      prev = e;
+    }
+  }
+
   bool draft_step(int i, bool greedy, std::size_t vocab)
     requires(!ngram_drafter)
   {
@@ -541,6 +629,10 @@ class Pipeline {
   std::vector<std::int32_t> seq_;  // the whole sequence: prompt and emitted tokens
   std::vector<std::int32_t> draft_pending_, drafts_, verify_in_, emitted_, scratch_ids_, feed_;
   std::vector<float> q_, p_, residual_;
+  // Overlapped: e_1.. drafted during the last verification (post_), the next round's drafts when kept (pre_),
+  // and their distributions (vocab floats per token, stochastic only).
+  std::vector<std::int32_t> post_, pre_;
+  std::vector<float> post_q_, pre_q_;
   SpeculativeStats stats_;
 };
 

@@ -205,10 +205,19 @@ struct EarlyStop {
 
 // ---- schedule ----
 
-// Draft, then verify, one after the other on the pool (the only schedule of the CPU backend; the OpenCL
-// backend adds overlapped schedules).
+// Draft, then verify, one after the other.
 struct Sequential {
   using property_kind = prop::schedule;
+  static constexpr bool overlapped = false;
+};
+// While the target verifies round k on its device, the drafter on the other device already drafts round k + 1
+// as if all of round k were accepted (PEARL's post-verify, Liu et al. 2024): it feeds d_g, guesses the bonus
+// token e_1 and drafts e_2.. after it. When all g were accepted and the bonus is e_1, round k + 1 starts with
+// e_2.. as its drafts and no drafting time; otherwise that work is discarded. Output is unchanged. Needs the
+// draft and the target on different placements (they run at the same time).
+struct Overlapped {
+  using property_kind = prop::schedule;
+  static constexpr bool overlapped = true;
 };
 
 // ---- property list parsing ----
@@ -224,7 +233,7 @@ template <class... Props>
 struct pipeline_props {
   static_assert((PipelineProperty<Props> && ...),
                 "Pipeline: unknown property: every argument must be one of Draft<...>, Target<...>, DraftLen<N>, "
-                "AdaptiveDraftLen<Min, Max>, GreedyVerify/StochasticVerify/AutoVerify, EarlyStop<P>, Sequential");
+                "AdaptiveDraftLen<Min, Max>, GreedyVerify/StochasticVerify/AutoVerify, EarlyStop<P>, Sequential/Overlapped");
   template <class Kind>
   static constexpr int count = count_if<of_kind<Kind>::template pred, Props...>;
 
