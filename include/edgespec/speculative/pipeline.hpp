@@ -311,11 +311,18 @@ class Pipeline {
     // ---- draft ----
     auto t0 = clock::now();
     drafts_.clear();
-    bool predrafted = false;
-    if constexpr (overlapped) predrafted = take_predrafts(gamma, greedy, vocab);
+    int predrafted = 0;
+    if constexpr (overlapped) {
+      q_.resize(static_cast<std::size_t>(std::max(gamma, 1)) * vocab);
+      predrafted = take_predrafts(gamma, greedy, vocab);
+      // The rest of the round's drafts (the previous verification may have ended before all were drafted).
+      if (predrafted > 0)
+        for (int i = predrafted; i < gamma && draft_step(i, greedy, vocab); ++i) {
+        }
+    }
     if constexpr (ngram_drafter) {
       lookup_.draft(seq_, gamma, drafts_);  // the whole sequence: prompt and emitted tokens, ending with t
-    } else if (!predrafted) {
+    } else if (predrafted == 0) {
       q_.resize(static_cast<std::size_t>(std::max(gamma, 1)) * vocab);
       if (gamma > 0) {
         if constexpr (!draft_length::adaptive)
@@ -340,7 +347,7 @@ class Pipeline {
       // The target verifies on its device while this thread drafts ahead on the draft's.
       auto verify = std::async(std::launch::async, [&] { return target_.forward(verify_in_, Logits::All); });
       try {
-        post_draft(g, greedy, vocab);
+        post_draft(g, greedy, vocab, verify);
       } catch (...) {
         verify.wait();
         throw;
@@ -510,29 +517,29 @@ class Pipeline {
   }
 
   // Draft token i: forward the pending tokens (i == 0) or d_{i-1}, then pick d_i. Returns false to stop drafting.
-  // Overlapped: the drafts prepared during the previous verification, when there are any; the draft's cache
-  // keeps exactly the ones used but the last (as after ordinary drafting).
-  bool take_predrafts(int gamma, bool greedy, std::size_t vocab) {
-    if (pre_.empty()) return false;
+  // Overlapped: the drafts prepared during the previous verification, when there are any (returns how many
+  // are used); the draft's cache keeps exactly the ones used but the last, as after ordinary drafting.
+  int take_predrafts(int gamma, bool greedy, std::size_t vocab) {
+    if (pre_.empty()) return 0;
     const int g = std::min<int>(gamma, static_cast<int>(pre_.size()));
     if (g <= 0) {
       pre_.clear();
-      return false;
+      return 0;
     }
     drafts_.assign(pre_.begin(), pre_.begin() + g);
-    if (!greedy) {
-      q_.resize(static_cast<std::size_t>(g) * vocab);
-      std::copy_n(pre_q_.begin(), static_cast<std::size_t>(g) * vocab, q_.begin());
-    }
+    if (!greedy) std::copy_n(pre_q_.begin(), static_cast<std::size_t>(g) * vocab, q_.begin());
     draft_.truncate(std::min(draft_.position(), static_cast<int>(seq_.size()) + g - 1));
     pre_.clear();
     ++stats_.overlapped_rounds;
-    return true;
+    return g;
   }
 
   // Overlapped, during verification: feed d_g, then draft e_1 (the guess of the bonus token), e_2, ... up to
-  // gamma + 1 tokens, each with its q (stochastic). The draft has fed its pending tokens and d_1..d_{g-1}.
-  void post_draft(int g, bool greedy, std::size_t vocab) {
+  // gamma + 1 tokens, each with its q (stochastic), and only while the verification runs: drafting ahead never
+  // lengthens a round by more than the draft step under way. The draft has fed its pending tokens and
+  // d_1..d_{g-1}.
+  template <class Future>
+  void post_draft(int g, bool greedy, std::size_t vocab, const Future& verify) {
     post_.clear();
     if (g <= 0) return;
     const int room = draft_.config().max_seq - (static_cast<int>(seq_.size()) + g - 1) - 1;
@@ -543,6 +550,7 @@ class Pipeline {
     draft_.truncate(std::min(draft_.position(), static_cast<int>(seq_.size()) + g - 1));
     std::int32_t prev = drafts_.back();
     for (int j = 0; j < m; ++j) {
+      if (verify.wait_for(std::chrono::seconds(0)) == std::future_status::ready) break;
       const std::span<const float> logits = draft_.forward(std::span<const std::int32_t>(&prev, 1));
       std::int32_t e;
       if (greedy) {
