@@ -185,3 +185,48 @@ TEST_CASE("the Overlapped schedule samples valid tokens stochastically", "[openc
   for (const std::int32_t t : r.tokens) CHECK((t >= 0 && t < 512));
   CHECK(r.stats.overlapped_rounds > 0);
 }
+
+TEST_CASE("a target split across the CPU and the device gives the golden continuations", "[opencl][pipeline][split]") {
+  auto target = load("llama2c/stories260K.bin");
+  auto draft = load("llama2c/llama2xs.bin");
+  ThreadPool pool(1);
+  for (int cut : {0, 2, 4, 5}) {  // 5 = n_layers: only the classifier on the second device
+    INFO("layers [0, " << cut << ") first");
+    PipelineOptions o = greedy(3);
+    o.target_split = cut;
+    Pipeline<Draft<OnCPU>, Target<Split<OnCPU, OnGPU>>, AdaptiveDraftLen<1, 8>> a(target, draft, pool, o);
+    check_golden(a, "stories260K-greedy.jsonl", 3);
+    Pipeline<Draft<OnGPU>, Target<Split<OnGPU, OnCPU>>, AdaptiveDraftLen<1, 8>> b(target, draft, pool, o);
+    check_golden(b, "stories260K-greedy.jsonl", 3);
+    CHECK(a.target().cut() == cut);
+  }
+  // The split model's logits against the CPU backend's, and its KV rows from the part that holds each layer.
+  PipelineOptions o = greedy(3);
+  o.target_split = 2;
+  Pipeline<Draft<OnCPU>, Target<Split<OnGPU, OnCPU>>, DraftLen<3>> p(target, draft, pool, o);
+  Transformer<> cpu(target, pool, 64);
+  const std::vector<std::int32_t> t = {1, 403, 407, 261, 378};
+  const auto c = cpu.forward(t, Logits::All);
+  const std::vector<float> want(c.begin(), c.end());
+  const auto g = p.target().forward(t, Logits::All);
+  double err = 0.0, scale = 1e-12;
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    err = std::max(err, static_cast<double>(std::fabs(g[i] - want[i])));
+    scale = std::max(scale, static_cast<double>(std::fabs(want[i])));
+  }
+  CHECK(err / scale < 1e-3);
+  // Layer 4 runs on the CPU part, layer 0 on the device part: both hold their rows (f16, so close).
+  for (int layer : {0, 4}) {
+    const std::vector<float> a = p.target().key(layer, 2), b = cpu.key(layer, 2);
+    double e = 0.0, m = 1e-12;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      e = std::max(e, static_cast<double>(std::fabs(a[i] - b[i])));
+      m = std::max(m, static_cast<double>(std::fabs(b[i])));
+    }
+    CHECK(e / m < 1e-2);
+  }
+  PipelineOptions bad = greedy(3);
+  bad.target_split = 6;
+  CHECK_THROWS_WITH((Pipeline<Draft<OnCPU>, Target<Split<OnCPU, OnGPU>>, DraftLen<3>>(target, draft, pool, bad)),
+                    Catch::Contains("target split: layer 6 is out of range [0, 5]"));
+}

@@ -246,6 +246,24 @@ class Transformer {
   // the logits rows asked for, sequence by sequence (seqs[s].logit_rows rows each, vocab_size floats per row),
   // valid until the next call. A sequence's rows are bit-identical to what forward() over it alone returns.
   std::span<const float> forward_batch(std::span<const SequenceInput> seqs) {
+    return run(seqs, nullptr, 0, c_.n_layers, true);
+  }
+
+  // A part of the forward pass, for a model split across devices (opencl/split.hpp): layers [first, last) over
+  // `tokens` at [position(), + n), starting from the embedding (hidden_in null) or from hidden states (n, dim)
+  // handed over by the part before; with `head`, the classifier over the last logit_rows rows, returning logits,
+  // else the hidden states (n, dim) after layer last - 1. Each part keeps the KV cache of its own layers.
+  std::span<const float> forward_part(std::span<const std::int32_t> tokens, const float* hidden_in, int first,
+                                      int last, bool head, int logit_rows) {
+    ES_CHECK(first >= 0 && first <= last && last <= c_.n_layers, "forward_part: layers [", first, ", ", last,
+             ") are not within [0, ", c_.n_layers, "]");
+    const SequenceInput one{&cache_, tokens, head ? logit_rows : 0};
+    return run(std::span<const SequenceInput>(&one, 1), hidden_in, first, last, head);
+  }
+
+ private:
+  std::span<const float> run(std::span<const SequenceInput> seqs, const float* hidden_in, int first_layer,
+                             int last_layer, bool head) {
     ES_CHECK(!seqs.empty(), "forward_batch: no sequences");
     std::int64_t n = 0, out_rows = 0;
     for (std::size_t s = 0; s < seqs.size(); ++s) {
@@ -276,11 +294,13 @@ class Transformer {
         ES_CHECK(t >= 0 && t < c_.vocab_size, "forward: token id ", t, " is out of range [0, ", c_.vocab_size, ")");
         const auto r = static_cast<std::int64_t>(rows_.size());
         rows_.push_back({in.cache, in.cache->position() + static_cast<int>(i)});
+        if (hidden_in != nullptr) continue;
         const MatrixView& e = w_->tok_embd;
         dequantize_row(e.type, static_cast<const std::byte*>(e.data) + row_bytes(e.type, d) * t, x + r * d, d);
       }
+    if (hidden_in != nullptr) std::copy_n(hidden_in, n * d, x);
 
-    for (int l = 0; l < c_.n_layers; ++l) {
+    for (int l = first_layer; l < last_layer; ++l) {
       if (skip_[static_cast<std::size_t>(l)] != 0) continue;
       const LayerWeights& L = w_->layers[static_cast<std::size_t>(l)];
       norm_rows(x, L.attn_norm, n);
@@ -306,6 +326,7 @@ class Transformer {
       add_inplace(x, xb_.data(), n * d);
     }
     for (const SequenceInput& in : seqs) in.cache->pos_ += static_cast<int>(in.tokens.size());
+    if (!head) return {x_.data(), static_cast<std::size_t>(n * d)};
 
     // The classifier over the rows asked for: norm them into xb_ (out_rows, dim), one product.
     std::int64_t first = 0, out = 0;

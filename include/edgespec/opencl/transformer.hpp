@@ -151,6 +151,23 @@ class DeviceTransformer {
     return logits_host_;
   }
 
+  // A part of the forward pass (see Transformer::forward_part): layers [first, last) from the embedding or from
+  // hidden states (n, dim) on the host; the classifier (head) returns logits, else the hidden states come back.
+  std::span<const float> forward_part(std::span<const std::int32_t> tokens, const float* hidden_in, int first,
+                                      int last, bool head, int logit_rows) {
+    ES_CHECK(first >= 0 && first <= last && last <= c_.n_layers, "forward_part: layers [", first, ", ", last,
+             ") are not within [0, ", c_.n_layers, "]");
+    const int rows = run(tokens, head ? logit_rows : 0, hidden_in, first, last, head);
+    const std::size_t count = static_cast<std::size_t>(head ? rows : static_cast<int>(tokens.size())) *
+                              static_cast<std::size_t>(head ? c_.vocab_size : c_.dim);
+    logits_host_.resize(count);
+    cl_call("reading the part's output", [&] {
+      return dev_->queue().enqueueReadBuffer(head ? logits_ : x_, CL_TRUE, 0, count * sizeof(float),
+                                             logits_host_.data());
+    });
+    return logits_host_;
+  }
+
   // The forward, then only the argmax id of each logits row asked for crosses to the host.
   std::vector<std::int32_t> greedy_tokens(std::span<const std::int32_t> tokens, Logits which = Logits::Last) {
     const int rows = run(tokens, which == Logits::All ? static_cast<int>(tokens.size()) : 1);
@@ -287,7 +304,9 @@ class DeviceTransformer {
   }
 
   // Runs tokens at [pos_, pos_ + n); the last `logit_rows` rows' logits are left in logits_. Returns that count.
-  int run(std::span<const std::int32_t> tokens, int logit_rows) {
+  int run(std::span<const std::int32_t> tokens, int logit_rows, const float* hidden_in = nullptr, int first_layer = 0,
+          int last_layer = -1, bool head = true) {
+    if (last_layer < 0) last_layer = c_.n_layers;
     const int n = static_cast<int>(tokens.size());
     ES_CHECK(n > 0, "forward: no tokens");
     ES_CHECK(pos_ + n <= c_.max_seq, "forward: context overflow: ", pos_, " + ", n, " tokens exceed max_seq ", c_.max_seq);
@@ -304,11 +323,15 @@ class DeviceTransformer {
       // Blocking: `pos` and `tokens` may be gone before an in-order queue reaches a non-blocking write.
       q.enqueueWriteBuffer(tokens_, CL_TRUE, 0, un * sizeof(std::int32_t), tokens.data());
       q.enqueueWriteBuffer(positions_, CL_TRUE, 0, un * sizeof(std::int32_t), pos.data());
-      cl::Kernel& gr = get_rows_[static_cast<std::size_t>(embd_.type_index)];
-      detail::set_args(gr, kernels::get_rows, embd_.data, embd_.row_bytes, tokens_, x_, static_cast<int>(un * d));
-      enqueue_elementwise(gr, un * d);
+      if (hidden_in != nullptr) {
+        q.enqueueWriteBuffer(x_, CL_TRUE, 0, un * d * sizeof(float), hidden_in);
+      } else {
+        cl::Kernel& gr = get_rows_[static_cast<std::size_t>(embd_.type_index)];
+        detail::set_args(gr, kernels::get_rows, embd_.data, embd_.row_bytes, tokens_, x_, static_cast<int>(un * d));
+        enqueue_elementwise(gr, un * d);
+      }
       const float scale = 1.0f / std::sqrt(static_cast<float>(c_.head_dim()));
-      for (int l = 0; l < c_.n_layers; ++l) {
+      for (int l = first_layer; l < last_layer; ++l) {
         if (skip_[static_cast<std::size_t>(l)] != 0) continue;
         const Layer& L = layers_[static_cast<std::size_t>(l)];
         rmsnorm(x_, L.attn_norm, xb_, n);
@@ -339,6 +362,7 @@ class DeviceTransformer {
         matmul(L.w2, hb_, xb_, n);
         add(x_, xb_, un * d);
       }
+      if (!head) return 0;
       // The classifier over the last logit_rows rows: copy them to the front of xb_ after the norm.
       rmsnorm(x_, output_norm_, xb_, n);
       const std::size_t first = static_cast<std::size_t>(n - logit_rows);

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "edgespec/core/error.hpp"
+#include "edgespec/model/split_model.hpp"
 #include "edgespec/model/transformer.hpp"
 #include "edgespec/runtime/generate.hpp"
 #include "edgespec/sampling/sampler.hpp"
@@ -56,6 +57,7 @@ struct PipelineOptions {
   std::int32_t eos_id = -1;         // with stop_at_eos
   std::vector<std::int32_t> eog_ids;  // with stop_at_eos: every end-of-generation token (Tokenizer::eog_ids())
   bool stop_at_eos = false;
+  int target_split = -1;            // Target<Split<A, B>>: layers [0, K) on A, the rest and the classifier on B
 
   [[nodiscard]] bool stops_at(std::int32_t t) const noexcept {
     return stop_at_eos && (t == eos_id || std::find(eog_ids.begin(), eog_ids.end(), t) != eog_ids.end());
@@ -125,6 +127,14 @@ struct placed_model<Arch, OnGPU> {
   using type = opencl::DeviceTransformer<Arch>;
 };
 #endif
+template <class Arch, class First, class Second>
+struct placed_model<Arch, Split<First, Second>> {
+  using type = SplitModel<typename placed_model<Arch, First>::type, typename placed_model<Arch, Second>::type>;
+};
+template <class P>
+inline constexpr bool is_split = false;
+template <class A, class B>
+inline constexpr bool is_split<Split<A, B>> = true;
 }  // namespace detail
 
 // Transformer<Arch> for OnCPU, opencl::DeviceTransformer<Arch> for OnGPU (same interface).
@@ -159,6 +169,8 @@ class Pipeline {
   static_assert(!overlapped || !ngram_drafter,
                 "Overlapped drafts on one device while the target verifies on the other: Draft<NGram<N>> has no "
                 "draft model; use Sequential");
+  static_assert(!overlapped || !detail::is_split<target_placement>,
+                "Overlapped with a split target: the target uses both devices; use Sequential");
   static_assert(!overlapped || !std::is_same_v<draft_placement, target_placement>,
                 "Overlapped runs the draft and the target at the same time: place them on different devices "
                 "(Draft<OnGPU>, Target<OnCPU> or the reverse)");
@@ -182,7 +194,7 @@ class Pipeline {
   Pipeline(init_tag, std::shared_ptr<const LlamaWeights> target, std::shared_ptr<const LlamaWeights> draft,
            ThreadPool& pool, PipelineOptions opt)
       : opt_(std::move(opt)),
-        target_(checked(target, target_placement{}, "Target"), pool, opt_.max_seq, opt_.kv_type),
+        target_(make_target(checked(target, target_placement{}, "Target"), pool)),
         draft_(make_draft(self_speculative ? target : draft, pool)),
         sampler_(opt_.sampling) {
     if constexpr (!ngram_drafter) {
@@ -463,6 +475,15 @@ class Pipeline {
   using clock = std::chrono::steady_clock;
   static double seconds_since(clock::time_point t0) {
     return std::chrono::duration<double>(clock::now() - t0).count();
+  }
+
+  target_model make_target(std::shared_ptr<const LlamaWeights> w, ThreadPool& pool) const {
+    if constexpr (detail::is_split<target_placement>) {
+      return target_model(std::move(w), pool, opt_.max_seq, opt_.kv_type, SplitPoint{opt_.target_split});
+    } else {
+      ES_CHECK(opt_.target_split < 0, "PipelineOptions::target_split needs a Target<Split<First, Second>> pipeline");
+      return target_model(std::move(w), pool, opt_.max_seq, opt_.kv_type);
+    }
   }
 
   draft_model make_draft(std::shared_ptr<const LlamaWeights> w, ThreadPool& pool) const {

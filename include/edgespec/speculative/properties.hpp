@@ -43,6 +43,18 @@ struct OnGPU {
 template <class T>
 concept Placement = requires { typename T::execution_space; } && std::is_same_v<typename T::execution_space, T>;
 
+// A model partitioned across two placements (model/split_model.hpp): layers [0, K) on First, the rest and the
+// classifier on Second, K from PipelineOptions::target_split (--target-split K; n_layers: the classifier alone).
+template <Placement First, Placement Second>
+struct Split {
+  using execution_space = Split;
+  using first = First;
+  using second = Second;
+  static constexpr std::string_view name = "Split";
+  static constexpr bool available = First::available && Second::available;
+  static_assert(!std::is_same_v<First, Second>, "Split<First, Second>: the two parts need different placements");
+};
+
 // ---- property kinds ----
 
 namespace prop {
