@@ -104,10 +104,17 @@ int main(int argc, char** argv) {
       opt.eos_id = tok.eos();
       opt.eog_ids = tok.eog_ids();
       opt.on_token = on_token;
-      const GenerationResult r = cli::with_placement(cli::on_gpu(args, "target-device"), [&]<class P>(P) {
-        PlacedModel<AnyLlama, P> model(weights, pool, ctx);
-        return generate(model, prompt, sampler, opt);
-      });
+      PipelineOptions placement;
+      const GenerationResult r =
+          cli::with_target_placement(args, weights->config.n_layers, placement, [&]<class P>(P) {
+            if constexpr (detail::is_split<P>) {
+              PlacedModel<AnyLlama, P> model(weights, pool, ctx, KvType::F16, SplitPoint{placement.target_split});
+              return generate(model, prompt, sampler, opt);
+            } else {
+              PlacedModel<AnyLlama, P> model(weights, pool, ctx);
+              return generate(model, prompt, sampler, opt);
+            }
+          });
       tokens = r.tokens;
       stats_json = cli::generation_stats_json(r.stats);
       stats_line = cli::generation_stats_line(r.stats);

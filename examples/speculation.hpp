@@ -30,6 +30,8 @@ inline constexpr const char* kSpeculativeUsage =
   --draft-device D, --target-device D
                      cpu or gpu: the OpenCL device EDGESPEC_OPENCL_DEVICE selects (default: the first GPU, else the
                      first device; PoCL runs OpenCL on the CPU); docs/opencl.md
+  --target-split K   layers [0, K) of the target on --target-device, the rest and the classifier on the other
+  --lm-head-device D the target's classifier alone on device D
   --schedule S       sequential (default) or overlapped: with draft and target on different devices, the drafter
                      drafts the next round while the target verifies (kept when all drafts and the drafter's
                      guess of the bonus token were right)
@@ -44,7 +46,7 @@ inline constexpr const char* kChatUsage = R"(chat (instruct models):
 
 inline const std::set<std::string> kSpeculativeOptions = {
     "draft",      "draft-skip",   "draft-quant",   "draft-ngram", "draft-len",
-    "adaptive",   "early-stop",   "draft-device",  "target-device", "schedule"};
+    "adaptive",   "early-stop",   "draft-device",  "target-device", "schedule", "target-split", "lm-head-device"};
 
 // The pipelines the options choose among: each drafter kind in each placement of draft (D) and target (T).
 template <class D, class T, class S = Sequential>
@@ -86,6 +88,29 @@ decltype(auto) with_placement(bool gpu, F&& f) {
   return f(OnCPU{});
 }
 
+// The target's placement from --target-device, --target-split K and --lm-head-device: one device, or split
+// (layers [0, K) on --target-device, the rest and the classifier on the other; --lm-head-device alone: only the
+// classifier on it). Calls f(Placement{}) with OnCPU, OnGPU, Split<OnCPU, OnGPU> or Split<OnGPU, OnCPU>, and sets
+// po.target_split for a split.
+template <class F>
+decltype(auto) with_target_placement(const Args& args, int n_layers, PipelineOptions& po, F&& f) {
+  const bool gpu = on_gpu(args, "target-device");
+  int cut = -1;
+  if (args.has("target-split")) cut = args.num<int>("target-split", 0, 0, n_layers);
+  if (args.has("lm-head-device")) {
+    const bool head_gpu = on_gpu(args, "lm-head-device");
+    if (cut >= 0)
+      ES_CHECK(head_gpu != gpu, "--target-split K already puts the classifier on the other device; --lm-head-device "
+               "must name that device or be left out");
+    else if (head_gpu != gpu)
+      cut = n_layers;  // every layer on --target-device, the classifier alone on the other
+  }
+  po.target_split = cut;
+  if (cut < 0) return with_placement(gpu, std::forward<F>(f));
+  if (gpu) return f(Split<OnGPU, OnCPU>{});
+  return f(Split<OnCPU, OnGPU>{});
+}
+
 // The speculative pipeline the options ask for (a second model, a requantized copy, the target with layers
 // skipped, or n-gram lookup in the sequence) behind one interface; created only when a drafter option is given.
 class SpeculativeSession {
@@ -94,6 +119,7 @@ class SpeculativeSession {
   static std::unique_ptr<SpeculativeSession> from_args(const Args& args, std::shared_ptr<const LlamaWeights> target,
                                                        const Tokenizer& tok, ThreadPool& pool, PipelineOptions po) {
     const bool target_gpu = on_gpu(args, "target-device"), draft_gpu = on_gpu(args, "draft-device");
+    const int n_layers = target->config.n_layers;
     const int drafters = int(args.has("draft")) + int(args.has("draft-skip")) + int(args.has("draft-quant")) +
                          int(args.has("draft-ngram"));
     ES_CHECK(drafters <= 1, "give at most one of --draft, --draft-skip, --draft-quant and --draft-ngram");
@@ -128,13 +154,18 @@ class SpeculativeSession {
     const bool overlapped = schedule == "overlapped";
     ES_CHECK(!overlapped || draft_gpu != target_gpu, "--schedule overlapped runs the draft and the target at the "
              "same time: give them different devices (--draft-device gpu --target-device cpu, or the reverse)");
+    ES_CHECK(!overlapped || (!args.has("target-split") && !args.has("lm-head-device")),
+             "--schedule overlapped with a split target: the target uses both devices; use sequential");
     ES_CHECK(!overlapped || !args.has("draft-ngram"), "--schedule overlapped needs a draft model (not --draft-ngram)");
     const std::string where = std::string(" [draft ") + (draft_gpu ? "gpu" : "cpu") + ", target " +
-                              (target_gpu ? "gpu" : "cpu") + (overlapped ? ", overlapped" : "") + "]";
+                              (target_gpu ? "gpu" : "cpu") +
+                              (args.has("target-split") ? ", split at layer " + args.str("target-split") : "") +
+                              (args.has("lm-head-device") ? ", classifier on " + args.str("lm-head-device") : "") +
+                              (overlapped ? ", overlapped" : "") + "]";
     if (args.has("draft-ngram")) {
       ES_CHECK(!draft_gpu, "--draft-ngram has no draft model to place: leave --draft-device cpu");
       po.ngram_max = args.num<int>("draft-ngram", 3, 1, 64);
-      with_placement(target_gpu, [&]<class T>(T) {
+      with_target_placement(args, n_layers, po, [&]<class T>(T) {
         s->pipeline_ = std::make_unique<NGramSpeculative<T>>(target, pool, po);
       });
       s->drafter_ = "n-gram lookup (n <= " + std::to_string(po.ngram_max) + ")";
@@ -143,8 +174,8 @@ class SpeculativeSession {
     if (args.has("draft-skip")) {
       po.skip_layers = parse_int_list(args.str("draft-skip"), "draft-skip");
       with_placement(draft_gpu, [&]<class D>(D) {
-        with_placement(target_gpu, [&]<class T>(T) {
-          if constexpr (!std::is_same_v<D, T>)
+        with_target_placement(args, n_layers, po, [&]<class T>(T) {
+          if constexpr (!std::is_same_v<D, T> && !detail::is_split<T>)
             if (overlapped) {
               s->pipeline_ = std::make_unique<SelfSpeculative<D, T, Overlapped>>(target, pool, po);
               return;
@@ -168,8 +199,8 @@ class SpeculativeSession {
     }
     s->drafter_ += where;
     with_placement(draft_gpu, [&]<class D>(D) {
-      with_placement(target_gpu, [&]<class T>(T) {
-        if constexpr (!std::is_same_v<D, T>)
+      with_target_placement(args, n_layers, po, [&]<class T>(T) {
+        if constexpr (!std::is_same_v<D, T> && !detail::is_split<T>)
           if (overlapped) {
             s->pipeline_ = std::make_unique<Speculative<D, T, Overlapped>>(target, draft, pool, po);
             return;
@@ -205,7 +236,14 @@ class SpeculativeSession {
                std::unique_ptr<NGramSpeculative<OnCPU>>, std::unique_ptr<NGramSpeculative<OnGPU>>,
                std::unique_ptr<Speculative<OnGPU, OnCPU, Overlapped>>, std::unique_ptr<Speculative<OnCPU, OnGPU, Overlapped>>,
                std::unique_ptr<SelfSpeculative<OnGPU, OnCPU, Overlapped>>,
-               std::unique_ptr<SelfSpeculative<OnCPU, OnGPU, Overlapped>>>
+               std::unique_ptr<SelfSpeculative<OnCPU, OnGPU, Overlapped>>,
+               std::unique_ptr<Speculative<OnCPU, Split<OnCPU, OnGPU>>>, std::unique_ptr<Speculative<OnCPU, Split<OnGPU, OnCPU>>>,
+               std::unique_ptr<Speculative<OnGPU, Split<OnCPU, OnGPU>>>, std::unique_ptr<Speculative<OnGPU, Split<OnGPU, OnCPU>>>,
+               std::unique_ptr<SelfSpeculative<OnCPU, Split<OnCPU, OnGPU>>>,
+               std::unique_ptr<SelfSpeculative<OnCPU, Split<OnGPU, OnCPU>>>,
+               std::unique_ptr<SelfSpeculative<OnGPU, Split<OnCPU, OnGPU>>>,
+               std::unique_ptr<SelfSpeculative<OnGPU, Split<OnGPU, OnCPU>>>,
+               std::unique_ptr<NGramSpeculative<Split<OnCPU, OnGPU>>>, std::unique_ptr<NGramSpeculative<Split<OnGPU, OnCPU>>>>
       pipeline_;
   std::string drafter_;
 };

@@ -89,6 +89,41 @@ TEST_CASE("edgespec-generate --json reproduces the golden continuation, target-o
   }
 }
 
+#if defined(EDGESPEC_HAS_OPENCL)
+TEST_CASE("edgespec-generate places draft and target on the OpenCL device, split or overlapped: same output",
+          "[cli][opencl]") {
+  const auto golden = edgespec::test::load_golden("stories260K-greedy.jsonl");
+  const auto& g = golden.front();
+  const std::string draft = " --draft " + model_path("llama2c/llama2xs.bin");
+  const std::string base = bin("edgespec-generate") + " --model " + model_path("llama2c/stories260K.bin") +
+                           " --tokenizer " + model_path("llama2c/tok512.bin") + " --prompt " + quote(g.prompt) +
+                           " -n 64 --json --threads 1";
+  for (const std::string& extra :
+       {std::string(" --target-device gpu"), std::string(" --target-split 2"), std::string(" --lm-head-device gpu"),
+        draft + " --draft-device gpu", draft + " --target-device gpu",
+        draft + " --draft-device gpu --target-device gpu --target-split 3",
+        draft + " --draft-device gpu --schedule overlapped", draft + " --target-device gpu --schedule overlapped",
+        std::string(" --draft-skip 1,3 --draft-device gpu"), std::string(" --draft-ngram 3 --target-device gpu"),
+        std::string(" --draft-quant f16 --draft-device gpu --target-split 4")}) {
+    INFO("options:" << extra);
+    const Run r = run(base + extra);
+    REQUIRE(r.status == 0);
+    CHECK(json_ints(r.out, "tokens") == g.greedy_tokens);
+  }
+  for (const auto& [extra, message] :
+       {std::pair<std::string, std::string>{draft + " --schedule overlapped", "give them different devices"},
+        {" --target-split 6", "out of range [0, 5]"},
+        {draft + " --draft-device gpu --schedule overlapped --target-split 2", "split target"},
+        {" --target-device tpu", "is not a device"},
+        {" --target-split 2 --lm-head-device cpu", "--lm-head-device must name that device"}}) {
+    INFO("options:" << extra);
+    const Run r = run(base + extra);
+    CHECK(r.status == 1);
+    CHECK_THAT(r.out, Catch::Contains(message));
+  }
+}
+#endif
+
 TEST_CASE("edgespec-generate sampling is reproducible with a seed", "[cli]") {
   const std::string cmd = bin("edgespec-generate") + " --model " + model_path("gguf/llama2xs-f32.gguf") +
                           " --prompt 'Tom and' -n 32 --temp 0.9 --top-p 0.95 --json --seed ";
