@@ -149,6 +149,9 @@ int main(int argc, char** argv) {
     po.eos_id = tok.eos();
     po.eog_ids = tok.eog_ids();
     auto spec = cli::SpeculativeSession::from_args(args, weights, tok, pool, po);
+    ES_CHECK(spec || (!cli::on_gpu(args, "target-device") && !args.has("target-split") && !args.has("lm-head-device")),
+             "edgespec-chat runs a target alone on the CPU; --target-device gpu, --target-split and --lm-head-device "
+             "need a drafter here (edgespec-generate places a target alone)");
     const std::string mode = spec ? "speculative, drafter " + spec->drafter() : std::string("target only");
     Conversation conv(weights, tok, tmpl, pool, std::move(spec), sp, ctx, args.str("system"));
 
