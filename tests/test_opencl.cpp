@@ -171,3 +171,28 @@ TEST_CASE("types the device does not run are a clear error", "[opencl]") {
   CHECK_THROWS_WITH(opencl::DeviceTransformer<>(w, device(), 64),
                     Catch::Contains("Q4_1") && Catch::Contains("does not run") && Catch::Contains("OnCPU"));
 }
+
+// Every model type the project ships gets a program generated at compile time from its fixed dimensions; each
+// must build on the device (the dynamic type with a file's dimensions as build options).
+template <class Arch>
+void build_program_for(int dim, int heads, int kv_heads, int head_dim) {
+  INFO(Arch::name);
+  auto d = opencl::Device::open_default();
+  CHECK_NOTHROW(d->program(std::string(opencl::source<Arch>()), opencl::build_options<Arch>(dim, heads, kv_heads, head_dim)));
+  // The literals are in the source: a fixed head_dim is a #define, a dynamic one is not.
+  if constexpr (head_dim_of<Arch> != dynamic)
+    CHECK_THAT(std::string(opencl::source<Arch>()), Catch::Contains("#define HEAD_DIM " + std::to_string(head_dim_of<Arch>)));
+  else
+    CHECK(std::string(opencl::source<Arch>()).find("#define HEAD_DIM") == std::string::npos);
+}
+
+TEST_CASE("the generated program of every shipped model type builds on the device", "[opencl]") {
+  build_program_for<AnyLlama>(576, 9, 3, 64);  // SmolLM2's dimensions as build options
+  build_program_for<Stories260K>(0, 0, 0, 0);
+  build_program_for<Stories15M>(0, 0, 0, 0);
+  build_program_for<Stories42M>(0, 0, 0, 0);
+  build_program_for<Stories110M>(0, 0, 0, 0);
+  build_program_for<TinyLlama1_1B>(0, 0, 0, 0);
+  build_program_for<Llama3_2_1B>(0, 0, 0, 0);
+  build_program_for<Llama3_2_3B>(0, 0, 0, 0);
+}
