@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <type_traits>
@@ -60,6 +61,152 @@ void set_args(cl::Kernel& k, const KernelDef<N>& def, const A&... args) {
 
 }  // namespace detail
 
+// A weight matrix in device memory: GGML rows as stored, plus f32 block scales for Q8_0/Q4_0.
+struct DeviceMatrix {
+  cl::Buffer data;
+  cl::Buffer scales;  // Q8_0/Q4_0: the block scales as f32 (rows, cols / 32); else a 4-byte placeholder
+  int type_index = 0;  // into kernels::kWeightKernels
+  int rows = 0, cols = 0, row_bytes = 0;
+};
+
+// A weight matrix copied to the device through upload(data, bytes) -> cl::Buffer. `what` names it in errors.
+template <class Upload>
+DeviceMatrix to_device(const MatrixView& m, const std::string& what, Upload&& upload) {
+  DeviceMatrix d;
+  switch (m.type) {
+    case DType::F32: d.type_index = 0; break;
+    case DType::F16: d.type_index = 1; break;
+    case DType::Q8_0: d.type_index = 2; break;
+    case DType::Q4_0: d.type_index = 3; break;
+    default:
+      throw_error("OnGPU: ", what, " is ", name(m.type), ", which the OpenCL backend does not run (it runs F32, F16, "
+                  "Q8_0 and Q4_0); convert the model (edgespec-convert --type q8_0) or place it OnCPU");
+  }
+  d.rows = static_cast<int>(m.rows);
+  d.cols = static_cast<int>(m.cols);
+  d.row_bytes = static_cast<int>(row_bytes(m.type, m.cols));
+  d.data = upload(m.data, static_cast<std::size_t>(d.row_bytes) * static_cast<std::size_t>(d.rows));
+  if (m.type == DType::Q8_0 || m.type == DType::Q4_0) {
+    const std::int64_t nb = m.cols / 32, block = block_bytes(m.type);
+    std::vector<float> sc(static_cast<std::size_t>(m.rows * nb));
+    const auto* bytes = static_cast<const std::uint8_t*>(m.data);
+    for (std::int64_t r = 0; r < m.rows; ++r)
+      for (std::int64_t b = 0; b < nb; ++b) {
+        std::uint16_t h;
+        std::memcpy(&h, bytes + r * d.row_bytes + b * block, 2);
+        sc[static_cast<std::size_t>(r * nb + b)] = fp16_to_fp32(h);
+      }
+    d.scales = upload(sc.data(), sc.size() * sizeof(float));
+  } else {
+    const float zero = 0.0f;
+    d.scales = upload(&zero, sizeof zero);
+  }
+  return d;
+}
+
+// The ops of the forward pass on one device for model type Arch: the program built from source<Arch>() (with
+// the file's dimensions as build options) and one launch function per kernel, each shaped as its comment in
+// kernels.hpp says. DeviceTransformer composes them; test_opencl runs each against the CPU backend.
+template <class Arch = AnyLlama>
+class Ops {
+ public:
+  Ops(std::shared_ptr<Device> device, const ModelConfig& c) : dev_(std::move(device)), c_(c) {
+    ES_CHECK(c_.n_heads % c_.n_kv_heads == 0 && c_.head_dim() % 2 == 0 && c_.head_dim() <= 256,
+             "the OpenCL kernels need n_heads a multiple of n_kv_heads and an even head_dim <= 256");
+    program_ = dev_->program(std::string(source<Arch>()), build_options<Arch>(c_.dim, c_.n_heads, c_.n_kv_heads,
+                                                                             c_.head_dim()));
+    cl_call("creating kernels", [&] {
+      for (const auto& wk : kernels::kWeightKernels) {
+        get_rows_.emplace_back(program_, ("get_rows_" + std::string(wk.suffix)).c_str());
+        matmul_.emplace_back(program_, ("matmul_" + std::string(wk.suffix)).c_str());
+      }
+      rmsnorm_ = cl::Kernel(program_, "rmsnorm");
+      rope_ = cl::Kernel(program_, "rope");
+      kv_store_ = cl::Kernel(program_, "kv_store");
+      attention_ = cl::Kernel(program_, "attention");
+      add_ = cl::Kernel(program_, "add");
+      swiglu_ = cl::Kernel(program_, "swiglu");
+      argmax_ = cl::Kernel(program_, "argmax");
+      return 0;
+    });
+  }
+
+  [[nodiscard]] Device& device() const noexcept { return *dev_; }
+  [[nodiscard]] const ModelConfig& config() const noexcept { return c_; }
+
+  // out (n, dim) = rows tokens of the embedding m
+  void get_rows(const DeviceMatrix& m, const cl::Buffer& tokens, const cl::Buffer& out, int n) {
+    cl::Kernel& k = get_rows_[static_cast<std::size_t>(m.type_index)];
+    const std::size_t count = static_cast<std::size_t>(n) * static_cast<std::size_t>(c_.dim);
+    detail::set_args(k, kernels::get_rows, m.data, m.row_bytes, tokens, out, static_cast<int>(count));
+    elementwise(k, count);
+  }
+  // y (n, m.rows) = x (n, m.cols) m^T
+  void matmul(const DeviceMatrix& m, const cl::Buffer& x, const cl::Buffer& y, int n) {
+    cl::Kernel& k = matmul_[static_cast<std::size_t>(m.type_index)];
+    detail::set_args(k, kernels::matmul_elem, m.data, m.scales, m.row_bytes, x, y, m.rows, m.cols, n);
+    elementwise(k, static_cast<std::size_t>(m.rows));
+  }
+  // out (n, dim) = rmsnorm(x) w
+  void rmsnorm(const cl::Buffer& x, const cl::Buffer& w, const cl::Buffer& out, int n) {
+    detail::set_args(rmsnorm_, kernels::rmsnorm, x, w, out, c_.norm_eps);
+    enqueue(rmsnorm_, cl::NDRange(static_cast<std::size_t>(n) * kWorkGroup), cl::NDRange(kWorkGroup));
+  }
+  // x (n, heads, head_dim) rotated in place at positions pos (n)
+  void rope(const cl::Buffer& x, const cl::Buffer& pos, const cl::Buffer& inv_freq, int heads, int n) {
+    const std::size_t count = static_cast<std::size_t>(n) * static_cast<std::size_t>(heads) *
+                              static_cast<std::size_t>(c_.head_dim() / 2);
+    detail::set_args(rope_, kernels::rope, x, pos, inv_freq, heads, c_.rope_style == RopeStyle::Normal ? 0 : 1,
+                     static_cast<int>(count));
+    elementwise(rope_, count);
+  }
+  // caches (layers, max_seq, kv_dim) f16 <- k, v (n, kv_dim) at positions pos
+  void kv_store(const cl::Buffer& k, const cl::Buffer& v, const cl::Buffer& kc, const cl::Buffer& vc,
+                const cl::Buffer& pos, int layer, int max_seq, int n) {
+    const std::size_t count = static_cast<std::size_t>(n) * static_cast<std::size_t>(c_.kv_dim());
+    detail::set_args(kv_store_, kernels::kv_store, k, v, kc, vc, pos, layer, max_seq, static_cast<int>(count));
+    elementwise(kv_store_, count);
+  }
+  // out (n, dim) = attention of q (n, dim) over the caches up to each row's position; scores: (n, heads, max_seq)
+  void attention(const cl::Buffer& q, const cl::Buffer& kc, const cl::Buffer& vc, const cl::Buffer& out,
+                 const cl::Buffer& scores, const cl::Buffer& pos, int layer, int max_seq, int n) {
+    const float scale = 1.0f / std::sqrt(static_cast<float>(c_.head_dim()));
+    detail::set_args(attention_, kernels::attention, q, kc, vc, out, scores, pos, layer, max_seq, scale);
+    enqueue(attention_, cl::NDRange(static_cast<std::size_t>(n) * kWorkGroup, static_cast<std::size_t>(c_.n_heads)),
+            cl::NDRange(kWorkGroup, 1));
+  }
+  // x += y (count)
+  void add(const cl::Buffer& x, const cl::Buffer& y, std::size_t count) {
+    detail::set_args(add_, kernels::add, x, y, static_cast<int>(count));
+    elementwise(add_, count);
+  }
+  // a = silu(a) b (count)
+  void swiglu(const cl::Buffer& a, const cl::Buffer& b, std::size_t count) {
+    detail::set_args(swiglu_, kernels::swiglu, a, b, static_cast<int>(count));
+    elementwise(swiglu_, count);
+  }
+  // out (rows) = argmax of each logits row (vocab)
+  void argmax(const cl::Buffer& logits, const cl::Buffer& out, int rows) {
+    detail::set_args(argmax_, kernels::argmax, logits, out, c_.vocab_size);
+    enqueue(argmax_, cl::NDRange(static_cast<std::size_t>(rows) * kWorkGroup), cl::NDRange(kWorkGroup));
+  }
+
+ private:
+  void enqueue(cl::Kernel& k, const cl::NDRange& global, const cl::NDRange& local) {
+    dev_->queue().enqueueNDRangeKernel(k, cl::NullRange, global, local);
+  }
+  // An element-wise kernel over `count` items: whole work-groups, the kernel guards the tail.
+  void elementwise(cl::Kernel& k, std::size_t count) {
+    enqueue(k, cl::NDRange((count + kWorkGroup - 1) / kWorkGroup * kWorkGroup), cl::NDRange(kWorkGroup));
+  }
+
+  std::shared_ptr<Device> dev_;
+  ModelConfig c_;
+  cl::Program program_;
+  std::vector<cl::Kernel> get_rows_, matmul_;
+  cl::Kernel rmsnorm_, rope_, kv_store_, attention_, add_, swiglu_, argmax_;
+};
+
 template <class Arch = AnyLlama>
 class DeviceTransformer {
   static_assert(check_arch<Arch>::value);
@@ -78,22 +225,7 @@ class DeviceTransformer {
     c_.max_seq = max_seq;
     ES_CHECK(c_.n_heads % c_.n_kv_heads == 0 && c_.head_dim() % 2 == 0 && c_.head_dim() <= 256, w_->path,
              ": the OpenCL kernels need n_heads a multiple of n_kv_heads and an even head_dim <= 256");
-    const std::string options = build_options<Arch>(c_.dim, c_.n_heads, c_.n_kv_heads, c_.head_dim());
-    program_ = dev_->program(std::string(source<Arch>()), options);
-    cl_call("creating kernels", [&] {
-      for (const auto& wk : kernels::kWeightKernels) {
-        get_rows_.emplace_back(program_, ("get_rows_" + std::string(wk.suffix)).c_str());
-        matmul_.emplace_back(program_, ("matmul_" + std::string(wk.suffix)).c_str());
-      }
-      rmsnorm_ = cl::Kernel(program_, "rmsnorm");
-      rope_ = cl::Kernel(program_, "rope");
-      kv_store_ = cl::Kernel(program_, "kv_store");
-      attention_ = cl::Kernel(program_, "attention");
-      add_ = cl::Kernel(program_, "add");
-      swiglu_ = cl::Kernel(program_, "swiglu");
-      argmax_ = cl::Kernel(program_, "argmax");
-      return 0;
-    });
+    ops_.emplace(dev_, c_);
     upload_weights();
     const auto kv_bytes = static_cast<std::size_t>(c_.n_layers) * static_cast<std::size_t>(max_seq) *
                           static_cast<std::size_t>(c_.kv_dim()) * 2;
@@ -173,30 +305,13 @@ class DeviceTransformer {
     const int rows = run(tokens, which == Logits::All ? static_cast<int>(tokens.size()) : 1);
     std::vector<std::int32_t> ids(static_cast<std::size_t>(rows));
     cl_call("argmax", [&] {
-      detail::set_args(argmax_, kernels::argmax, logits_, ids_, c_.vocab_size);
-      enqueue(argmax_, cl::NDRange(static_cast<std::size_t>(rows) * kWorkGroup), cl::NDRange(kWorkGroup));
+      ops_->argmax(logits_, ids_, rows);
       return dev_->queue().enqueueReadBuffer(ids_, CL_TRUE, 0, ids.size() * sizeof(std::int32_t), ids.data());
     });
     return ids;
   }
 
  private:
-  struct DeviceMatrix {
-    cl::Buffer data;
-    cl::Buffer scales;  // Q8_0/Q4_0: the block scales as f32 (rows, cols / 32); else a 4-byte placeholder
-    int type_index = 0;  // into kernels::kWeightKernels
-    int rows = 0, cols = 0, row_bytes = 0;
-  };
-
-  static int type_index(DType t) {
-    switch (t) {
-      case DType::F32: return 0;
-      case DType::F16: return 1;
-      case DType::Q8_0: return 2;
-      case DType::Q4_0: return 3;
-      default: return -1;
-    }
-  }
 
   cl::Buffer alloc(std::size_t bytes, const char* what) {
     ES_CHECK(bytes <= dev_->info().max_alloc, "OnGPU: ", what, " needs ", bytes, " bytes, more than one allocation of ",
@@ -215,30 +330,8 @@ class DeviceTransformer {
     return b;
   }
   DeviceMatrix upload(const MatrixView& m, const std::string& name) {
-    DeviceMatrix d;
-    d.type_index = type_index(m.type);
-    ES_CHECK(d.type_index >= 0, "OnGPU: ", w_->path, ": matrix '", name, "' is ", ::edgespec::name(m.type),
-             ", which the OpenCL backend does not run (it runs F32, F16, Q8_0 and Q4_0); convert the model "
-             "(edgespec-convert --type q8_0) or place it OnCPU");
-    d.rows = static_cast<int>(m.rows);
-    d.cols = static_cast<int>(m.cols);
-    d.row_bytes = static_cast<int>(row_bytes(m.type, m.cols));
-    d.data = upload(m.data, static_cast<std::size_t>(d.row_bytes) * static_cast<std::size_t>(d.rows), name.c_str());
-    if (m.type == DType::Q8_0 || m.type == DType::Q4_0) {
-      const std::int64_t nb = m.cols / 32, block = block_bytes(m.type);
-      std::vector<float> sc(static_cast<std::size_t>(m.rows * nb));
-      const auto* bytes = static_cast<const std::uint8_t*>(m.data);
-      for (std::int64_t r = 0; r < m.rows; ++r)
-        for (std::int64_t b = 0; b < nb; ++b) {
-          std::uint16_t h;
-          std::memcpy(&h, bytes + r * d.row_bytes + b * block, 2);
-          sc[static_cast<std::size_t>(r * nb + b)] = fp16_to_fp32(h);
-        }
-      d.scales = upload(sc.data(), sc.size() * sizeof(float), name.c_str());
-    } else {
-      d.scales = alloc(4, name.c_str());
-    }
-    return d;
+    return to_device(m, w_->path + ": matrix '" + name + "'",
+                     [&](const void* p, std::size_t bytes) { return upload(p, bytes, name.c_str()); });
   }
 
   void upload_weights() {
@@ -277,32 +370,6 @@ class DeviceTransformer {
     cap_ = n;
   }
 
-  void enqueue(cl::Kernel& k, const cl::NDRange& global, const cl::NDRange& local) {
-    dev_->queue().enqueueNDRangeKernel(k, cl::NullRange, global, local);
-  }
-  // An element-wise kernel over `count` items: whole work-groups, the kernel guards the tail.
-  void enqueue_elementwise(cl::Kernel& k, std::size_t count) {
-    const std::size_t g = (count + kWorkGroup - 1) / kWorkGroup * kWorkGroup;
-    enqueue(k, cl::NDRange(g), cl::NDRange(kWorkGroup));
-  }
-
-  // y (n, m.rows) = x (n, m.cols) m^T
-  void matmul(const DeviceMatrix& m, const cl::Buffer& x, const cl::Buffer& y, int n) {
-    cl::Kernel& k = matmul_[static_cast<std::size_t>(m.type_index)];
-    detail::set_args(k, kernels::matmul_elem, m.data, m.scales, m.row_bytes, x, y, m.rows, m.cols, n);
-    static const int wg = std::getenv("EDGESPEC_CL_MATMUL_WG") ? std::atoi(std::getenv("EDGESPEC_CL_MATMUL_WG")) : 64;
-    const std::size_t g = (static_cast<std::size_t>(m.rows) + wg - 1) / wg * wg;
-    enqueue(k, cl::NDRange(g), cl::NDRange(static_cast<std::size_t>(wg)));
-  }
-  void rmsnorm(const cl::Buffer& x, const cl::Buffer& w, const cl::Buffer& out, int n) {
-    detail::set_args(rmsnorm_, kernels::rmsnorm, x, w, out, c_.norm_eps);
-    enqueue(rmsnorm_, cl::NDRange(static_cast<std::size_t>(n) * kWorkGroup), cl::NDRange(kWorkGroup));
-  }
-  void add(const cl::Buffer& x, const cl::Buffer& y, std::size_t count) {
-    detail::set_args(add_, kernels::add, x, y, static_cast<int>(count));
-    enqueue_elementwise(add_, count);
-  }
-
   // Runs tokens at [pos_, pos_ + n); the last `logit_rows` rows' logits are left in logits_. Returns that count.
   int run(std::span<const std::int32_t> tokens, int logit_rows, const float* hidden_in = nullptr, int first_layer = 0,
           int last_layer = -1, bool head = true) {
@@ -316,59 +383,42 @@ class DeviceTransformer {
     std::vector<std::int32_t> pos(static_cast<std::size_t>(n));
     for (int i = 0; i < n; ++i) pos[static_cast<std::size_t>(i)] = pos_ + i;
     const auto un = static_cast<std::size_t>(n);
-    const auto d = static_cast<std::size_t>(c_.dim), kv = static_cast<std::size_t>(c_.kv_dim());
-    const auto ff = static_cast<std::size_t>(c_.ffn_dim);
+    const auto d = static_cast<std::size_t>(c_.dim), ff = static_cast<std::size_t>(c_.ffn_dim);
     cl_call("running the forward pass", [&] {
       cl::CommandQueue& q = dev_->queue();
       // Blocking: `pos` and `tokens` may be gone before an in-order queue reaches a non-blocking write.
       q.enqueueWriteBuffer(tokens_, CL_TRUE, 0, un * sizeof(std::int32_t), tokens.data());
       q.enqueueWriteBuffer(positions_, CL_TRUE, 0, un * sizeof(std::int32_t), pos.data());
-      if (hidden_in != nullptr) {
-        q.enqueueWriteBuffer(x_, CL_TRUE, 0, un * d * sizeof(float), hidden_in);
-      } else {
-        cl::Kernel& gr = get_rows_[static_cast<std::size_t>(embd_.type_index)];
-        detail::set_args(gr, kernels::get_rows, embd_.data, embd_.row_bytes, tokens_, x_, static_cast<int>(un * d));
-        enqueue_elementwise(gr, un * d);
-      }
-      const float scale = 1.0f / std::sqrt(static_cast<float>(c_.head_dim()));
+      Ops<Arch>& o = *ops_;
+      if (hidden_in != nullptr) q.enqueueWriteBuffer(x_, CL_TRUE, 0, un * d * sizeof(float), hidden_in);
+      else o.get_rows(embd_, tokens_, x_, n);
       for (int l = first_layer; l < last_layer; ++l) {
         if (skip_[static_cast<std::size_t>(l)] != 0) continue;
         const Layer& L = layers_[static_cast<std::size_t>(l)];
-        rmsnorm(x_, L.attn_norm, xb_, n);
-        matmul(L.wq, xb_, q_, n);
-        matmul(L.wk, xb_, k_, n);
-        matmul(L.wv, xb_, v_, n);
-        const int style = c_.rope_style == RopeStyle::Normal ? 0 : 1;
-        const std::size_t pairs = static_cast<std::size_t>(c_.head_dim() / 2);
-        detail::set_args(rope_, kernels::rope, q_, positions_, inv_freq_, c_.n_heads, style,
-                         static_cast<int>(un * static_cast<std::size_t>(c_.n_heads) * pairs));
-        enqueue_elementwise(rope_, un * static_cast<std::size_t>(c_.n_heads) * pairs);
-        detail::set_args(rope_, kernels::rope, k_, positions_, inv_freq_, c_.n_kv_heads, style,
-                         static_cast<int>(un * static_cast<std::size_t>(c_.n_kv_heads) * pairs));
-        enqueue_elementwise(rope_, un * static_cast<std::size_t>(c_.n_kv_heads) * pairs);
-        detail::set_args(kv_store_, kernels::kv_store, k_, v_, k_cache_, v_cache_, positions_, l, c_.max_seq,
-                         static_cast<int>(un * kv));
-        enqueue_elementwise(kv_store_, un * kv);
-        detail::set_args(attention_, kernels::attention, q_, k_cache_, v_cache_, att_, scores_, positions_, l,
-                         c_.max_seq, scale);
-        enqueue(attention_, cl::NDRange(un * kWorkGroup, static_cast<std::size_t>(c_.n_heads)), cl::NDRange(kWorkGroup, 1));
-        matmul(L.wo, att_, xb_, n);
-        add(x_, xb_, un * d);
-        rmsnorm(x_, L.ffn_norm, xb_, n);
-        matmul(L.w1, xb_, hb_, n);
-        matmul(L.w3, xb_, hb2_, n);
-        detail::set_args(swiglu_, kernels::swiglu, hb_, hb2_, static_cast<int>(un * ff));
-        enqueue_elementwise(swiglu_, un * ff);
-        matmul(L.w2, hb_, xb_, n);
-        add(x_, xb_, un * d);
+        o.rmsnorm(x_, L.attn_norm, xb_, n);
+        o.matmul(L.wq, xb_, q_, n);
+        o.matmul(L.wk, xb_, k_, n);
+        o.matmul(L.wv, xb_, v_, n);
+        o.rope(q_, positions_, inv_freq_, c_.n_heads, n);
+        o.rope(k_, positions_, inv_freq_, c_.n_kv_heads, n);
+        o.kv_store(k_, v_, k_cache_, v_cache_, positions_, l, c_.max_seq, n);
+        o.attention(q_, k_cache_, v_cache_, att_, scores_, positions_, l, c_.max_seq, n);
+        o.matmul(L.wo, att_, xb_, n);
+        o.add(x_, xb_, un * d);
+        o.rmsnorm(x_, L.ffn_norm, xb_, n);
+        o.matmul(L.w1, xb_, hb_, n);
+        o.matmul(L.w3, xb_, hb2_, n);
+        o.swiglu(hb_, hb2_, un * ff);
+        o.matmul(L.w2, hb_, xb_, n);
+        o.add(x_, xb_, un * d);
       }
       if (!head) return 0;
       // The classifier over the last logit_rows rows: copy them to the front of xb_ after the norm.
-      rmsnorm(x_, output_norm_, xb_, n);
+      o.rmsnorm(x_, output_norm_, xb_, n);
       const std::size_t first = static_cast<std::size_t>(n - logit_rows);
       if (first > 0)
         q.enqueueCopyBuffer(xb_, q_, first * d * sizeof(float), 0, static_cast<std::size_t>(logit_rows) * d * sizeof(float));
-      matmul(output_, first > 0 ? q_ : xb_, logits_, logit_rows);
+      o.matmul(output_, first > 0 ? q_ : xb_, logits_, logit_rows);
       return 0;
     });
     pos_ += n;
@@ -402,9 +452,7 @@ class DeviceTransformer {
   ModelConfig c_;
   int pos_ = 0, cap_ = 0;
   std::size_t device_bytes_ = 0;
-  cl::Program program_;
-  std::vector<cl::Kernel> get_rows_, matmul_;
-  cl::Kernel rmsnorm_, rope_, kv_store_, attention_, add_, swiglu_, argmax_;
+  std::optional<Ops<Arch>> ops_;
   DeviceMatrix embd_, output_;
   cl::Buffer output_norm_, inv_freq_, k_cache_, v_cache_;
   std::vector<Layer> layers_;

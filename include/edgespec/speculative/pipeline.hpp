@@ -58,6 +58,8 @@ struct PipelineOptions {
   std::vector<std::int32_t> eog_ids;  // with stop_at_eos: every end-of-generation token (Tokenizer::eog_ids())
   bool stop_at_eos = false;
   int target_split = -1;            // Target<Split<A, B>>: layers [0, K) on A, the rest and the classifier on B
+  int overlap_min_ahead = 0;        // Overlapped: tokens drafted ahead even after the verification ended (tests
+                                    // use it to make the schedule's path deterministic; 0: only while it runs)
 
   [[nodiscard]] bool stops_at(std::int32_t t) const noexcept {
     return stop_at_eos && (t == eos_id || std::find(eog_ids.begin(), eog_ids.end(), t) != eog_ids.end());
@@ -571,7 +573,7 @@ class Pipeline {
     draft_.truncate(std::min(draft_.position(), static_cast<int>(seq_.size()) + g - 1));
     std::int32_t prev = drafts_.back();
     for (int j = 0; j < m; ++j) {
-      if (verify.wait_for(std::chrono::seconds(0)) == std::future_status::ready) break;
+      if (j >= opt_.overlap_min_ahead && verify.wait_for(std::chrono::seconds(0)) == std::future_status::ready) break;
       const std::span<const float> logits = draft_.forward(std::span<const std::int32_t>(&prev, 1));
       std::int32_t e;
       if (greedy) {
