@@ -11,6 +11,7 @@
 #include <edgespec/serving/device_drafter.hpp>
 #include <edgespec/serving/http_server.hpp>
 
+#include "chi_square.hpp"
 #include "golden.hpp"
 
 namespace {
@@ -230,33 +231,10 @@ TEST_CASE("stochastic verification through the HTTP server emits the target's di
 
   const long n = kClients * kPerClient;
   CHECK(failures == 0);
-  // Chi-square with bins of expected count < 5 pooled, rejecting at the 1 - 1e-7 quantile (Wilson-Hilferty).
-  auto chi2 = [&](const std::vector<float>& law, int& df) {
-    double stat = 0.0, pe = 0.0, po = 0.0;
-    int bins = 0;
-    for (std::size_t i = 0; i < counts.size(); ++i) {
-      const double e = static_cast<double>(law[i]) * static_cast<double>(n);
-      if (e < 5.0) {
-        pe += e;
-        po += static_cast<double>(counts[i]);
-        continue;
-      }
-      stat += (static_cast<double>(counts[i]) - e) * (static_cast<double>(counts[i]) - e) / e;
-      ++bins;
-    }
-    if (pe > 0.0) {
-      stat += (po - pe) * (po - pe) / std::max(pe, 1e-9);
-      ++bins;
-    }
-    df = std::max(bins - 1, 1);
-    return stat;
-  };
-  int df = 0;
-  const double stat = chi2(p, df);
-  const double k = 2.0 / (9.0 * df);
-  const double critical = df * std::pow(1.0 - k + 5.199 * std::sqrt(k), 3.0);
-  int df_q = 0;
-  const double stat_q = chi2(q, df_q);
+  // Chi-square with bins of expected count < 5 pooled, rejecting at the 1 - 1e-7 quantile (chi_square.hpp).
+  const test::ChiSquare c = test::chi_square(counts, p, n);
+  const double stat = c.statistic, critical = c.critical, stat_q = test::chi_square(counts, q, n).statistic;
+  const int df = c.df;
   WARN("through HTTP, T " << sp.temperature << " top-p " << sp.top_p << ": chi2 " << stat << " df " << df
                           << " critical " << critical << "; against the draft's law " << stat_q
                           << "; first draft token accepted " << accepted_first << " / " << n);

@@ -26,6 +26,17 @@
 
 namespace edgespec {
 
+namespace detail {
+// A draw from the residual (unnormalized, total `mass`); an empty residual (mass 0: the draft's law equals p up
+// to rounding) leaves p itself as the right law.
+inline std::int32_t draw_residual(std::vector<float>& residual, double mass, std::span<const float> p, Rng& rng) {
+  if (mass <= 0.0) return draw(p, rng);
+  const auto inv = static_cast<float>(1.0 / mass);
+  for (float& v : residual) v *= inv;
+  return draw(residual, rng);
+}
+}  // namespace detail
+
 struct VerifyResult {
   int accepted = 0;             // k: draft tokens kept
   std::int32_t next_token = 0;  // the correction (k < gamma) or the bonus token (k == gamma)
@@ -69,13 +80,7 @@ struct VerifyResult {
     residual.resize(vocab);
     double mass = 0.0;
     for (std::size_t v = 0; v < vocab; ++v) mass += residual[v] = std::max(0.0f, pi[v] - qi[v]);
-    if (mass <= 0.0) {  // p == q up to rounding: the residual is empty, and p itself is the right law
-      r.next_token = draw(pi, rng);
-      return r;
-    }
-    const auto inv = static_cast<float>(1.0 / mass);
-    for (float& v : residual) v *= inv;
-    r.next_token = draw(residual, rng);
+    r.next_token = detail::draw_residual(residual, mass, pi, rng);  // mass 0: p == q up to rounding
     return r;
   }
   r.next_token = draw(p.subspan(gamma * vocab, vocab), rng);  // all accepted: bonus token from p_{gamma+1}
@@ -105,13 +110,7 @@ struct VerifyResult {
     residual.resize(vocab);
     double mass = 0.0;
     for (std::size_t v = 0; v < vocab; ++v) mass += residual[v] = v == x ? 0.0f : std::max(0.0f, pi[v]);
-    if (mass <= 0.0) {  // p(d) == 1 up to rounding: the residual is empty, and p itself is the right law
-      r.next_token = draw(pi, rng);
-      return r;
-    }
-    const auto inv = static_cast<float>(1.0 / mass);
-    for (float& v : residual) v *= inv;
-    r.next_token = draw(residual, rng);
+    r.next_token = detail::draw_residual(residual, mass, pi, rng);  // mass 0: p(d) == 1 up to rounding
     return r;
   }
   r.next_token = draw(p.subspan(gamma * vocab, vocab), rng);  // all accepted: bonus token from p_{gamma+1}
