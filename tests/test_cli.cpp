@@ -153,7 +153,11 @@ TEST_CASE("bad input gives a clear error and exit code 1", "[cli]") {
       {gen + " --prompt x --draft " + tmp + "/s15.gguf", "Draft and Target must share a vocabulary"},
       {gen + " --prompt x --draft-skip 7", "skip layer 7 is out of range [0, 5)"},
       {gen + " --prompt x --draft-len 0 --draft-skip 1", "out of range [1, 16]"},
-      {gen + " --prompt x --target-device gpu", "no GPU device is available"},
+#if defined(EDGESPEC_HAS_OPENCL)
+      {"EDGESPEC_OPENCL_DEVICE=nothing-here " + gen + " --prompt x --target-device gpu", "no device name contains it"},
+#else
+      {gen + " --prompt x --target-device gpu", "this build has no OpenCL"},
+#endif
       {gen + " --prompt x --temp -1", "out of range"},
       {gen + " --prompt x --bogus", "unknown option --bogus"},
       {gen, "missing required option --prompt"},

@@ -3,6 +3,8 @@
 // with layers skipped (self-speculative), and a Q8_0 copy of the target's weights.
 #include <catch2/catch.hpp>
 
+#include <cstdlib>
+
 #include <edgespec/edgespec.hpp>
 
 #include "golden.hpp"
@@ -110,10 +112,18 @@ TEST_CASE("placements and vocabularies are checked when a pipeline is built", "[
   auto target = load("gguf/stories260K-f32.gguf");
   auto draft = load("gguf/llama2xs-f32.gguf");
   ThreadPool pool(1);
-  // The design card's spelling compiles; without the OpenCL backend the GPU placement is a clear error.
+  // The design card's spelling compiles; without OpenCL the GPU placement is a clear error, with it a device
+  // that cannot be found is (test_opencl_pipeline runs the placements).
+#if defined(EDGESPEC_HAS_OPENCL)
+  ::setenv("EDGESPEC_OPENCL_DEVICE", "no-such-device-anywhere", 1);
   CHECK_THROWS_WITH((Pipeline<Draft<OnGPU>, Target<OnCPU>, DraftLen<4>>(target, draft, pool)),
-                    Catch::Contains("Draft<OnGPU>: no GPU device is available"));
+                    Catch::Contains("EDGESPEC_OPENCL_DEVICE=no-such-device-anywhere: no device name contains it"));
+  ::unsetenv("EDGESPEC_OPENCL_DEVICE");
+#else
+  CHECK_THROWS_WITH((Pipeline<Draft<OnGPU>, Target<OnCPU>, DraftLen<4>>(target, draft, pool)),
+                    Catch::Contains("Draft<OnGPU>: this build has no OpenCL"));
   CHECK_THROWS_WITH((Pipeline<Draft<>, Target<OnGPU>>(target, draft, pool)), Catch::Contains("Target<OnGPU>"));
+#endif
   // Token texts, BOS/EOS and sizes are compared; the first difference is named.
   const Vocab a = vocab_from_gguf(*target->gguf);
   Vocab b = a;

@@ -1,7 +1,10 @@
-// The design card's spellings compile (OnGPU throws at run time until the OpenCL backend exists).
+// The design card's spellings compile (OnGPU runs on the OpenCL device in builds with OpenCL; these compile-only
+// checks see the headers without EDGESPEC_HAS_OPENCL, where OnGPU throws at run time). Overlapped and Split too.
 #include <edgespec/edgespec.hpp>
 using namespace edgespec;
 template class edgespec::Pipeline<Draft<OnGPU>, Target<OnCPU>, DraftLen<4>>;
+template class edgespec::Pipeline<Draft<OnGPU>, Target<OnCPU>, DraftLen<4>, Overlapped>;
+template class edgespec::Pipeline<Draft<OnCPU>, Target<Split<OnCPU, OnGPU>>, DraftLen<4>>;
 template class edgespec::Pipeline<Draft<Stories260K, OnCPU>, Target<Stories260K, OnCPU>, DraftLen<4>>;
 template class edgespec::Pipeline<Target<AnyLlama>, Draft<SkipLayers<1, 3>>, AdaptiveDraftLen<1, 8>, EarlyStop<20>>;
 static_assert(std::is_same_v<Pipeline<Draft<>, Target<>>::draft_length, DraftLen<4>>);

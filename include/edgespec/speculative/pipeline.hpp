@@ -542,7 +542,9 @@ class Pipeline {
   // Draft token i: forward the pending tokens (i == 0) or d_{i-1}, then pick d_i. Returns false to stop drafting.
   // Overlapped: the drafts prepared during the previous verification, when there are any (returns how many
   // are used); the draft's cache keeps exactly the ones used but the last, as after ordinary drafting.
-  int take_predrafts(int gamma, bool greedy, std::size_t vocab) {
+  int take_predrafts(int gamma, bool greedy, std::size_t vocab)
+    requires(!ngram_drafter)
+  {
     if (pre_.empty()) return 0;
     const int g = std::min<int>(gamma, static_cast<int>(pre_.size()));
     if (g <= 0) {
@@ -562,7 +564,9 @@ class Pipeline {
   // lengthens a round by more than the draft step under way. The draft has fed its pending tokens and
   // d_1..d_{g-1}.
   template <class Future>
-  void post_draft(int g, bool greedy, std::size_t vocab, const Future& verify) {
+  void post_draft(int g, bool greedy, std::size_t vocab, const Future& verify)
+    requires(!ngram_drafter)
+  {
     post_.clear();
     if (g <= 0) return;
     const int room = draft_.config().max_seq - (static_cast<int>(seq_.size()) + g - 1) - 1;
