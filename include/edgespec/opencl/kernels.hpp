@@ -39,8 +39,8 @@ struct KernelDef {
 template <std::size_t N>
 KernelDef(std::string_view, std::array<ParamDef, N>, std::string_view) -> KernelDef<N>;
 
-inline constexpr int kWorkGroup = 64;  // work-items per row reduction (matmul, rmsnorm, attention, argmax)
-inline constexpr int kMaxPositions = 16;  // positions a matmul keeps accumulators for at once
+inline constexpr int kWorkGroup = 64;  // work-items per work-group: row reductions (rmsnorm, attention, argmax)
+                                        // and element-wise ranges; the source's WG
 
 namespace kernels {
 
@@ -48,8 +48,6 @@ using enum Param;
 
 // Helpers every kernel may use. Weight rows are bytes; f16 values are read with vload_half.
 inline constexpr std::string_view kCommon = R"CL(
-#define WG 64
-#define NMAX 16
 #define QK 32
 
 // x rounded to f16 and back (the CPU backend's f16 cache precision), without cl_khr_fp16.
@@ -381,10 +379,10 @@ inline constexpr KernelDef argmax{"argmax",
                                              ParamDef{Buffer, "global int* out"}, ParamDef{Int, "int vocab"}},
                                   kArgmaxBody};
 
-// Weight element types with kernels: name suffix, how one element is read, how a block is unpacked (empty:
-// element-wise matmul).
+// Weight element types with kernels: name suffix, how one element and 16 elements are read (element-wise
+// matmul), how a block is unpacked (block matmul; empty: element-wise).
 struct WeightKernel {
-  std::string_view suffix, load, load16, block_dot;
+  std::string_view suffix, load, load16, block_unpack;
 };
 inline constexpr std::array kWeightKernels{WeightKernel{"f32", "w_f32", "w16_f32", ""},
                                            WeightKernel{"f16", "w_f16", "w16_f16", ""},
@@ -460,6 +458,7 @@ constexpr void put_prelude(Sink& s) {
     s.put_int(v);
     s.put("\n");
   };
+  def("WG", kWorkGroup);  // the host launches with the same constant
   def("DIM", Arch::dim);
   def("N_HEADS", Arch::n_heads);
   def("N_KV_HEADS", Arch::n_kv_heads);
@@ -480,7 +479,7 @@ constexpr void put_source(Sink& s) {
     s.put(w.load);
     s.put("\n");
     put_kernel(s, get_rows, w.suffix);
-    if (w.block_dot.empty()) {
+    if (w.block_unpack.empty()) {
       s.put("#define W_LOAD16 ");
       s.put(w.load16);
       s.put("\n");
@@ -488,7 +487,7 @@ constexpr void put_source(Sink& s) {
       s.put("#undef W_LOAD16\n");
     } else {
       s.put("#define BLOCK_UNPACK ");
-      s.put(w.block_dot);
+      s.put(w.block_unpack);
       s.put("\n");
       put_kernel(s, matmul_block, w.suffix);
       s.put("#undef BLOCK_UNPACK\n");

@@ -313,32 +313,32 @@ class HttpServer {
   std::string metrics_text() const {
     const VerifierMetrics m = v_.metrics();
     std::string out;
-    auto metric = [&](const char* name, const char* type, const char* help, double value) {
+    auto metric = [&](const char* name, const char* type, const char* help, auto value) {
       out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" + name + " ";
       char buf[64];
-      std::snprintf(buf, sizeof buf, "%.17g\n", value);
+      std::snprintf(buf, sizeof buf, "%.17g\n", static_cast<double>(value));
       out += buf;
     };
     metric("edgespec_server_sessions", "gauge", "Open sessions.", m.sessions);
-    metric("edgespec_server_queue_depth", "gauge", "Requests waiting for a forward.", static_cast<double>(m.queue_depth));
-    metric("edgespec_server_sessions_opened_total", "counter", "Sessions opened.", static_cast<double>(m.sessions_opened));
+    metric("edgespec_server_queue_depth", "gauge", "Requests waiting for a forward.", m.queue_depth);
+    metric("edgespec_server_sessions_opened_total", "counter", "Sessions opened.", m.sessions_opened);
     metric("edgespec_server_sessions_expired_total", "counter", "Sessions closed for idleness.",
-           static_cast<double>(m.sessions_expired));
-    metric("edgespec_server_forwards_total", "counter", "Target forward passes.", static_cast<double>(m.forwards));
+           m.sessions_expired);
+    metric("edgespec_server_forwards_total", "counter", "Target forward passes.", m.forwards);
     metric("edgespec_server_batched_positions_total", "counter", "Positions run in target forwards (prefill included).",
-           static_cast<double>(m.batched_positions));
+           m.batched_positions);
     metric("edgespec_server_batched_sequences_total", "counter", "Sessions served by target forwards (sum over forwards).",
-           static_cast<double>(m.batched_sequences));
+           m.batched_sequences);
     metric("edgespec_server_emitted_tokens_total", "counter", "Tokens emitted by verification.",
-           static_cast<double>(m.emitted_tokens));
-    metric("edgespec_server_drafted_tokens_total", "counter", "Draft tokens verified.", static_cast<double>(m.drafted_tokens));
+           m.emitted_tokens);
+    metric("edgespec_server_drafted_tokens_total", "counter", "Draft tokens verified.", m.drafted_tokens);
     metric("edgespec_server_accepted_tokens_total", "counter", "Draft tokens accepted.",
-           static_cast<double>(m.accepted_tokens));
+           m.accepted_tokens);
     metric("edgespec_server_verify_requests_total", "counter", "Verification requests.",
-           static_cast<double>(m.verify_requests));
+           m.verify_requests);
     metric("edgespec_server_busy_seconds_total", "counter", "Seconds spent in forwards and verification.", m.busy_seconds);
     metric("edgespec_server_gather_waits_total", "counter", "Batches that waited for returning sessions.",
-           static_cast<double>(m.gather_waits));
+           m.gather_waits);
     metric("edgespec_server_gather_wait_seconds_total", "counter", "Seconds batches waited for returning sessions.",
            m.gather_wait_seconds);
     return out;
