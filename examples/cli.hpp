@@ -42,6 +42,7 @@ class Args {
             val = argv[++i];
           }
           values_[key] = val;
+          every_[key].push_back(val);
         } else {
           throw_error("unknown option --", key, " (see --help)");
         }
@@ -75,9 +76,15 @@ class Args {
     return v;
   }
   [[nodiscard]] const std::vector<std::string>& positional() const { return positional_; }
+  // Every value of an option that may repeat (--draft A --draft B), in order; str() gives the last.
+  [[nodiscard]] std::vector<std::string> all(const std::string& k) const {
+    const auto it = every_.find(k);
+    return it == every_.end() ? std::vector<std::string>{} : it->second;
+  }
 
  private:
   std::map<std::string, std::string> values_;
+  std::map<std::string, std::vector<std::string>> every_;
   std::vector<std::string> positional_;
 };
 

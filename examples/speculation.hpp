@@ -35,6 +35,9 @@ inline constexpr const char* kSpeculativeUsage =
   --schedule S       sequential (default) or overlapped: with draft and target on different devices, the drafter
                      drafts the next round while the target verifies (kept when all drafts and the drafter's
                      guess of the bonus token were right)
+  --forced-acceptance A
+                     benchmarks and cost-model validation only: accept each draft token with probability A instead
+                     of verifying it (the output is NOT the target's); docs/cost-model.md
 )";
 
 inline constexpr const char* kChatUsage = R"(chat (instruct models):
@@ -46,7 +49,8 @@ inline constexpr const char* kChatUsage = R"(chat (instruct models):
 
 inline const std::set<std::string> kSpeculativeOptions = {
     "draft",      "draft-skip",   "draft-quant",   "draft-ngram", "draft-len",
-    "adaptive",   "early-stop",   "draft-device",  "target-device", "schedule", "target-split", "lm-head-device"};
+    "adaptive",   "early-stop",   "draft-device",  "target-device", "schedule", "target-split", "lm-head-device",
+    "forced-acceptance"};
 
 // The pipelines the options choose among: each drafter kind in each placement of draft (D) and target (T).
 template <class D, class T, class S = Sequential>
@@ -123,9 +127,10 @@ class SpeculativeSession {
     const int drafters = int(args.has("draft")) + int(args.has("draft-skip")) + int(args.has("draft-quant")) +
                          int(args.has("draft-ngram"));
     ES_CHECK(drafters <= 1, "give at most one of --draft, --draft-skip, --draft-quant and --draft-ngram");
-    ES_CHECK(drafters == 1 || (!args.has("draft-len") && !args.has("adaptive") && !args.has("early-stop")),
-             "--draft-len, --adaptive and --early-stop need a drafter (--draft, --draft-skip, --draft-quant or "
-             "--draft-ngram)");
+    ES_CHECK(drafters == 1 || (!args.has("draft-len") && !args.has("adaptive") && !args.has("early-stop") &&
+                               !args.has("forced-acceptance")),
+             "--draft-len, --adaptive, --early-stop and --forced-acceptance need a drafter (--draft, --draft-skip, "
+             "--draft-quant or --draft-ngram)");
     if (drafters == 0) {
       ES_CHECK(!args.has("draft-device"), "--draft-device needs a drafter (--draft, --draft-skip or --draft-quant)");
       return nullptr;
@@ -147,6 +152,7 @@ class SpeculativeSession {
       po.draft_len = 4;
     }
     po.early_stop = args.num<float>("early-stop", -1.0f, 0.0f, 0.99f);
+    po.forced_acceptance = args.num<double>("forced-acceptance", -1.0, 0.0, 1.0);
     auto s = std::unique_ptr<SpeculativeSession>(new SpeculativeSession);
     const std::string schedule = args.str("schedule", "sequential");
     ES_CHECK(schedule == "sequential" || schedule == "overlapped", "option --schedule: '", schedule,

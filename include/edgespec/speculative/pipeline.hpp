@@ -18,6 +18,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -60,10 +61,23 @@ struct PipelineOptions {
   int target_split = -1;            // Target<Split<A, B>>: layers [0, K) on A, the rest and the classifier on B
   int overlap_min_ahead = 0;        // Overlapped: tokens drafted ahead even after the verification ended (tests
                                     // use it to make the schedule's path deterministic; 0: only while it runs)
+  bool record_rounds = false;       // keep one RoundRecord per round in SpeculativeStats::round_log (the profiler)
+  // Benchmarks and cost-model validation only: accept each draft token with this probability (independently,
+  // until the first rejection) instead of verifying it; the correction is the target's greedy token. The output
+  // is NOT the target's. < 0: off (verify as the pipeline's policy says).
+  double forced_acceptance = -1.0;
 
   [[nodiscard]] bool stops_at(std::int32_t t) const noexcept {
     return stop_at_eos && (t == eos_id || std::find(eog_ids.begin(), eog_ids.end(), t) != eog_ids.end());
   }
+};
+
+// One round as the profiler sees it (PipelineOptions::record_rounds): how many draft tokens were proposed and
+// accepted, and the draft's top probability max_x q_i(x) at each proposed position (what EarlyStop<P> compares).
+struct RoundRecord {
+  int drafted = 0;
+  int accepted = 0;
+  std::vector<float> top;  // drafted entries; empty for Draft<NGram<N>> (no q)
 };
 
 struct SpeculativeStats {
@@ -79,6 +93,7 @@ struct SpeculativeStats {
   double sample_seconds = 0.0;           // distributions, draws, verification arithmetic
   int overlapped_rounds = 0;             // Overlapped: rounds whose drafts were drafted during the previous verify
   int discarded = 0;                     // Overlapped: tokens drafted during a verify and thrown away
+  std::vector<RoundRecord> round_log;    // PipelineOptions::record_rounds: every round, in order
 
   // alpha = accepted / drafted
   [[nodiscard]] double acceptance_rate() const noexcept { return drafted > 0 ? double(accepted) / drafted : 0.0; }
@@ -244,6 +259,8 @@ class Pipeline {
     ES_CHECK(lo_ >= draft_length::min && hi_ <= draft_length::max && lo_ <= hi_, "adaptive draft length range [", lo_,
              ", ", hi_, "] is not within this pipeline's [", draft_length::min, ", ", draft_length::max, "]");
     early_stop_ = opt_.early_stop >= 0.0f ? opt_.early_stop : props::early_stop::threshold;
+    ES_CHECK(opt_.forced_acceptance <= 1.0, "forced acceptance ", opt_.forced_acceptance,
+             " must be a probability in [0, 1] (or negative: off)");
     ES_CHECK(early_stop_ < 1.0f, "early stop threshold ", early_stop_, " must be below 1");
     gamma_ = opt_.draft_len != 0 ? opt_.draft_len : hi_;
   }
@@ -387,6 +404,7 @@ class Pipeline {
         vr = verify_stochastic(drafts_, p_, std::span<const float>(q_).first(static_cast<std::size_t>(g) * vocab),
                                vocab, sampler_.rng(), residual_);
     }
+    if (opt_.forced_acceptance >= 0.0) vr = forced_verdict(g, logits, vocab);
     stats_.sample_seconds += seconds_since(t0);
 
     // ---- bookkeeping and rollback ----
@@ -398,6 +416,11 @@ class Pipeline {
     for (int i = 0; i < g; ++i) {
       ++stats_.drafted_at[static_cast<std::size_t>(i)];
       if (i < k) ++stats_.accepted_at[static_cast<std::size_t>(i)];
+    }
+    if (opt_.record_rounds) {
+      RoundRecord rec{g, k, {}};
+      if constexpr (!ngram_drafter) rec.top.assign(top_.begin(), top_.begin() + g);
+      stats_.round_log.push_back(std::move(rec));
     }
     emitted_.assign(drafts_.begin(), drafts_.begin() + k);
     emitted_.push_back(vr.next_token);
@@ -552,6 +575,7 @@ class Pipeline {
       return 0;
     }
     drafts_.assign(pre_.begin(), pre_.begin() + g);
+    std::fill_n(top_.begin(), g, 1.0f);  // not measured for pre-drafted tokens
     if (!greedy) std::copy_n(pre_q_.begin(), static_cast<std::size_t>(g) * vocab, q_.begin());
     draft_.truncate(std::min(draft_.position(), static_cast<int>(seq_.size()) + g - 1));
     pre_.clear();
@@ -602,20 +626,30 @@ class Pipeline {
     std::span<float> qi(q_.data() + static_cast<std::size_t>(i) * vocab, vocab);
     std::int32_t d;
     float top;
+    const bool need_top = early_stop_ > 0.0f || opt_.record_rounds;
     if (greedy) {
       d = greedy_token(logits);
-      top = early_stop_ > 0.0f ? top_probability(logits, static_cast<std::size_t>(d)) : 1.0f;
+      top = need_top ? top_probability(logits, static_cast<std::size_t>(d)) : 1.0f;
     } else {
       distribution(logits, opt_.sampling, qi, scratch_ids_);
       d = draw(qi, sampler_.rng());
-      top = early_stop_ > 0.0f ? *std::max_element(qi.begin(), qi.end()) : 1.0f;
+      top = need_top ? *std::max_element(qi.begin(), qi.end()) : 1.0f;
     }
     if (i > 0 && top < early_stop_) return false;  // early stop: never below one draft token
+    top_[static_cast<std::size_t>(i)] = top;
     drafts_.push_back(d);
     return true;
   }
   [[nodiscard]] int gamma_limit() const noexcept {
     return std::min(gamma_, target_.config().max_seq - target_.position() - 1);
+  }
+
+  // PipelineOptions::forced_acceptance = a: d_1.. accepted independently with probability a until the first
+  // rejection (k ~ truncated geometric); the next token is the target's greedy choice after d_1..d_k.
+  VerifyResult forced_verdict(int g, std::span<const float> logits, std::size_t vocab) {
+    int k = 0;
+    while (k < g && sampler_.rng().uniform() < opt_.forced_acceptance) ++k;
+    return {k, greedy_token(logits.subspan(static_cast<std::size_t>(k) * vocab, vocab))};
   }
 
   // softmax(logits)[best] without materializing the distribution
@@ -664,6 +698,7 @@ class Pipeline {
   std::vector<std::int32_t> seq_;  // the whole sequence: prompt and emitted tokens
   std::vector<std::int32_t> draft_pending_, drafts_, verify_in_, emitted_, scratch_ids_, feed_;
   std::vector<float> q_, p_, residual_;
+  std::array<float, kMaxDraftLen> top_{};  // the draft's top probability at each position of this round
   // Overlapped: e_1.. drafted during the last verification (post_), the next round's drafts when kept (pre_),
   // and their distributions (vocab floats per token, stochastic only).
   std::vector<std::int32_t> post_, pre_;
