@@ -10,6 +10,7 @@
 //   sampling/   greedy, temperature, top-k, top-p
 //   speculative/ Pipeline<Draft<...>, Target<...>, DraftLen<N>>: drafting (models, skipped layers, n-gram
 //               lookup), exact verification, statistics
+//   planning/   skip sets for self-speculative drafts: agreement with the target against cost, Pareto front
 #pragma once
 
 #include "edgespec/core/dtype.hpp"
@@ -28,6 +29,7 @@
 #include "edgespec/model/transformer.hpp"
 #include "edgespec/model/requantize.hpp"
 #include "edgespec/model/weights.hpp"
+#include "edgespec/planning/skip_search.hpp"
 #include "edgespec/runtime/generate.hpp"
 #include "edgespec/runtime/thread_pool.hpp"
 #include "edgespec/sampling/sampler.hpp"
