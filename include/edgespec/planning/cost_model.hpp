@@ -106,6 +106,10 @@ struct Costs {
   // two share cores or a memory bus).
   double target_contended = 1.0;
   double draft_contended = 1.0;
+  // Calibration: measured in real rounds and real target-only decoding, run alternately, over what the tables
+  // predict for them (a forward inside a pipeline is not always one in a loop of its own, and the machine's
+  // speed drifts between measurements): drafting steps, verifications, target-only decoding steps.
+  double draft_scale = 1.0, verify_scale = 1.0, baseline_scale = 1.0;
 };
 
 // ---- acceptance data ----
@@ -237,7 +241,7 @@ constexpr Prediction predict(const Costs& c, const Trace& trace, const Config& c
       // ---- draft ----
       int d = g, forwards = 0;
       double draft_t = 0;
-      const double td1 = c.draft.forward(1, pos);
+      const double td1 = c.draft_scale * c.draft.forward(1, pos);
       if (pre > 0) {
         const int used = std::min(pre, g);
         forwards = g - used;
@@ -250,11 +254,11 @@ constexpr Prediction predict(const Costs& c, const Trace& trace, const Config& c
               break;
             }
         forwards = d < g ? d + 1 : d;
-        draft_t = forwards > 0 ? c.draft.forward(pending_two ? 2 : 1, pos) + (forwards - 1) * td1 : 0.0;
+        draft_t = forwards > 0 ? c.draft_scale * c.draft.forward(pending_two ? 2 : 1, pos) + (forwards - 1) * td1 : 0.0;
       }
       const int k = std::min(k_full, d);
       // ---- verify (and, overlapped, draft ahead) ----
-      double verify_t = c.target.forward(d + 1, pos);
+      double verify_t = c.verify_scale * c.target.forward(d + 1, pos);
       int ahead = 0;
       if (cfg.overlapped && d > 0) {
         const double tv = verify_t * c.target_contended, td = td1 * c.draft_contended;
@@ -299,7 +303,7 @@ constexpr Prediction predict(const Costs& c, const Trace& trace, const Config& c
     }
     total_rounds += rounds;
     // target-only decoding of the same tokens: the first token comes from the prefill, then gen_len - 1 steps
-    for (int j = 1; j < w.gen_len; ++j) base_time += c.target.forward(1, w.prompt_len + j - 1);
+    for (int j = 1; j < w.gen_len; ++j) base_time += c.baseline_scale * c.target.forward(1, w.prompt_len + j - 1);
     base_time += w.gen_len * c.per_token_baseline;
   }
   if (total_rounds == 0 || total_time <= 0) return out;

@@ -78,6 +78,10 @@ struct RoundRecord {
   int drafted = 0;
   int accepted = 0;
   std::vector<float> top;  // drafted entries; empty for Draft<NGram<N>> (no q)
+  int position = 0;        // target positions cached before this round's verification
+  int draft_fed = 0;       // tokens the round's first draft forward fed (1, or 2 after a round that kept all)
+  double draft_seconds = 0, verify_seconds = 0;  // this round's drafting (without the recording itself) and
+                                                 // verification
 };
 
 struct SpeculativeStats {
@@ -94,6 +98,7 @@ struct SpeculativeStats {
   int overlapped_rounds = 0;             // Overlapped: rounds whose drafts were drafted during the previous verify
   int discarded = 0;                     // Overlapped: tokens drafted during a verify and thrown away
   std::vector<RoundRecord> round_log;    // PipelineOptions::record_rounds: every round, in order
+  double record_seconds = 0.0;           // record_rounds: computing what is recorded only (in no other time)
 
   // alpha = accepted / drafted
   [[nodiscard]] double acceptance_rate() const noexcept { return drafted > 0 ? double(accepted) / drafted : 0.0; }
@@ -366,7 +371,10 @@ class Pipeline {
       }
     }
     const int g = static_cast<int>(drafts_.size());
-    stats_.draft_seconds += seconds_since(t0);
+    const double draft_time = seconds_since(t0) - record_seconds_;
+    stats_.record_seconds += record_seconds_;
+    record_seconds_ = 0;
+    stats_.draft_seconds += draft_time;
 
     // ---- verify: one target forward over [last, d_1 .. d_g] ----
     t0 = clock::now();
@@ -387,7 +395,8 @@ class Pipeline {
     } else {
       logits = target_.forward(verify_in_, Logits::All);
     }
-    stats_.verify_seconds += seconds_since(t0);
+    const double verify_time = seconds_since(t0);
+    stats_.verify_seconds += verify_time;
 
     t0 = clock::now();
     VerifyResult vr;
@@ -418,7 +427,7 @@ class Pipeline {
       if (i < k) ++stats_.accepted_at[static_cast<std::size_t>(i)];
     }
     if (opt_.record_rounds) {
-      RoundRecord rec{g, k, {}};
+      RoundRecord rec{g, k, {}, base, first_fed_, draft_time, verify_time};
       if constexpr (!ngram_drafter) rec.top.assign(top_.begin(), top_.begin() + g);
       stats_.round_log.push_back(std::move(rec));
     }
@@ -621,7 +630,10 @@ class Pipeline {
   {
     if (i >= gamma_limit()) return false;
     std::span<const float> logits;
-    if (i == 0) logits = draft_.forward(draft_pending_);
+    if (i == 0) {
+      first_fed_ = static_cast<int>(draft_pending_.size());
+      logits = draft_.forward(draft_pending_);
+    }
     else logits = draft_.forward(std::span<const std::int32_t>(&drafts_.back(), 1));
     std::span<float> qi(q_.data() + static_cast<std::size_t>(i) * vocab, vocab);
     std::int32_t d;
@@ -629,7 +641,9 @@ class Pipeline {
     const bool need_top = early_stop_ > 0.0f || opt_.record_rounds;
     if (greedy) {
       d = greedy_token(logits);
+      const auto t_top = clock::now();
       top = need_top ? top_probability(logits, static_cast<std::size_t>(d)) : 1.0f;
+      if (need_top && early_stop_ <= 0.0f) record_seconds_ += seconds_since(t_top);  // recording only
     } else {
       distribution(logits, opt_.sampling, qi, scratch_ids_);
       d = draw(qi, sampler_.rng());
@@ -699,6 +713,8 @@ class Pipeline {
   std::vector<std::int32_t> draft_pending_, drafts_, verify_in_, emitted_, scratch_ids_, feed_;
   std::vector<float> q_, p_, residual_;
   std::array<float, kMaxDraftLen> top_{};  // the draft's top probability at each position of this round
+  double record_seconds_ = 0;  // record_rounds: time spent computing top_ only to record it (not drafting)
+  int first_fed_ = 0;          // tokens the round's first draft forward fed
   // Overlapped: e_1.. drafted during the last verification (post_), the next round's drafts when kept (pre_),
   // and their distributions (vocab floats per token, stochastic only).
   std::vector<std::int32_t> post_, pre_;

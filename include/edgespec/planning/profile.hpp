@@ -1,0 +1,303 @@
+// A profile: what edgespec-profile measured about one target, its drafters and the devices they can run on, as
+// the cost model (cost_model.hpp) consumes it, and its JSON form (docs/cost-model.md#profile-format), read and
+// written with nlohmann-json.
+//
+//   profile.target[device]        forward latency table (n = 1..16 at several contexts), prefill curve, overheads
+//   profile.drafters[i]           kind + spec (as the edgespec-generate flag takes it), per-device tables (n = 1, 2),
+//                                 the profiled rounds (acceptance at draft length G, top probabilities)
+//   profile.contention[...]       slowdown of each side when draft and target run at once on two devices
+#pragma once
+
+#include <algorithm>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "edgespec/core/error.hpp"
+#include "edgespec/planning/cost_model.hpp"
+
+namespace edgespec::planning {
+
+inline constexpr int kProfileVersion = 1;
+
+struct Table {  // cost::LatencyTable's storage: seconds[c * max_n + n - 1]
+  std::vector<double> contexts;
+  int max_n = 0;
+  std::vector<double> seconds;
+  [[nodiscard]] cost::LatencyTable view() const { return {contexts, seconds, max_n}; }
+};
+
+struct Curve {  // cost::PrefillCurve's storage
+  std::vector<double> n;
+  std::vector<double> seconds;
+  [[nodiscard]] cost::PrefillCurve view() const { return {n, seconds}; }
+};
+
+struct ModelTiming {
+  std::string device;  // "cpu" or "gpu" (the --draft-device / --target-device value)
+  Table forward;
+  Curve prefill;
+  // Target only: overheads of rounds and of target-only decoding on this device (cost::Costs).
+  double per_round = 0.0, per_position = 0.0, per_token_baseline = 0.0;
+  [[nodiscard]] cost::ModelCost view() const { return {forward.view(), prefill.view()}; }
+};
+
+struct DrafterProfile {
+  std::string kind;   // "file" (--draft), "quant" (--draft-quant), "skip" (--draft-skip)
+  std::string spec;   // the option's value: a path, a type name, a layer list "20,21,22"
+  std::string label;  // for people: "target as Q8_0", "skip 20-22"
+  std::vector<ModelTiming> timings;  // one per device it was profiled on
+  // acceptance (greedy), cost::Trace's storage
+  int draft_len = 0;
+  std::vector<int> accepted;
+  std::vector<float> top;
+  std::vector<int> episodes;
+  // cost::Costs' scales, measured with the draft on calib_draft_device and the target on calib_target_device
+  std::string calib_draft_device, calib_target_device;
+  double draft_scale = 1.0, verify_scale = 1.0, baseline_scale = 1.0;
+
+  [[nodiscard]] std::string flag() const {
+    return (kind == "file" ? "--draft " : kind == "quant" ? "--draft-quant " : "--draft-skip ") + spec;
+  }
+  [[nodiscard]] const ModelTiming* on(const std::string& device) const {
+    for (const ModelTiming& t : timings)
+      if (t.device == device) return &t;
+    return nullptr;
+  }
+  [[nodiscard]] cost::Trace trace() const { return {draft_len, accepted, top, episodes}; }
+  [[nodiscard]] double alpha() const {  // accepted / drafted at draft length G
+    double a = 0;
+    for (const int k : accepted) a += k;
+    return accepted.empty() ? 0.0 : a / (static_cast<double>(accepted.size()) * draft_len);
+  }
+};
+
+struct Contention {
+  std::string drafter_label;  // which drafter ran beside the target
+  std::string draft_device, target_device;
+  double target = 1.0, draft = 1.0;  // forward time with the other device busy / alone
+};
+
+// One evaluated skip set of the search (skip_search.hpp): acceptance proxy against cost proxy.
+struct SkipPoint {
+  std::vector<int> layers;
+  double agreement = 0.0, cost = 0.0;
+  bool on_front = false;
+};
+
+struct Profile {
+  int version = kProfileVersion;
+  std::string target_file, target_name, weight_type;
+  int n_layers = 0, vocab_size = 0, threads = 0;
+  std::string opencl_device;  // empty: no OpenCL device was profiled
+  double temperature = 0.0;   // acceptance was measured at this temperature (0: greedy)
+  cost::Workload workload;    // the profiled prompts' mean length and the generation length
+  std::vector<ModelTiming> target;
+  std::vector<DrafterProfile> drafters;
+  std::vector<Contention> contention;
+  std::vector<SkipPoint> skip_search;
+
+  [[nodiscard]] const ModelTiming* target_on(const std::string& device) const {
+    for (const ModelTiming& t : target)
+      if (t.device == device) return &t;
+    return nullptr;
+  }
+  [[nodiscard]] const Contention* contention_for(const std::string& label, const std::string& draft_device,
+                                                 const std::string& target_device) const {
+    for (const Contention& c : contention)
+      if (c.drafter_label == label && c.draft_device == draft_device && c.target_device == target_device) return &c;
+    return nullptr;
+  }
+};
+
+// ---- JSON ----
+
+inline void to_json(nlohmann::json& j, const Table& t) {
+  j = {{"contexts", t.contexts}, {"max_n", t.max_n}, {"seconds", t.seconds}};
+}
+inline void from_json(const nlohmann::json& j, Table& t) {
+  j.at("contexts").get_to(t.contexts);
+  j.at("max_n").get_to(t.max_n);
+  j.at("seconds").get_to(t.seconds);
+  ES_CHECK(!t.contexts.empty() && t.max_n >= 1 && t.seconds.size() == t.contexts.size() * std::size_t(t.max_n),
+           "profile: a latency table needs contexts, max_n >= 1 and contexts x max_n seconds (", t.contexts.size(),
+           " x ", t.max_n, " != ", t.seconds.size(), ")");
+  ES_CHECK(std::is_sorted(t.contexts.begin(), t.contexts.end()), "profile: latency table contexts must increase");
+}
+inline void to_json(nlohmann::json& j, const Curve& c) { j = {{"n", c.n}, {"seconds", c.seconds}}; }
+inline void from_json(const nlohmann::json& j, Curve& c) {
+  j.at("n").get_to(c.n);
+  j.at("seconds").get_to(c.seconds);
+  ES_CHECK(c.n.size() == c.seconds.size(), "profile: a prefill curve needs as many seconds as lengths");
+}
+inline void to_json(nlohmann::json& j, const ModelTiming& t) {
+  j = {{"device", t.device}, {"forward", t.forward}, {"prefill", t.prefill}, {"per_round", t.per_round},
+       {"per_position", t.per_position}, {"per_token_baseline", t.per_token_baseline}};
+}
+inline void from_json(const nlohmann::json& j, ModelTiming& t) {
+  j.at("device").get_to(t.device);
+  ES_CHECK(t.device == "cpu" || t.device == "gpu", "profile: device '", t.device, "' is not cpu or gpu");
+  j.at("forward").get_to(t.forward);
+  j.at("prefill").get_to(t.prefill);
+  t.per_round = j.value("per_round", 0.0);
+  t.per_position = j.value("per_position", 0.0);
+  t.per_token_baseline = j.value("per_token_baseline", 0.0);
+}
+inline void to_json(nlohmann::json& j, const DrafterProfile& d) {
+  std::vector<double> by_pos;
+  for (int i = 1; i <= d.draft_len; ++i) by_pos.push_back(d.trace().acceptance_at(i));
+  j = {{"kind", d.kind},
+       {"spec", d.spec},
+       {"label", d.label},
+       {"timings", d.timings},
+       {"acceptance",
+        {{"draft_len", d.draft_len},
+         {"alpha", d.alpha()},
+         {"alpha_by_position", by_pos},
+         {"accepted", d.accepted},
+         {"top", d.top},
+         {"episodes", d.episodes}}},
+       {"calibration",
+        {{"draft_device", d.calib_draft_device},
+         {"target_device", d.calib_target_device},
+         {"draft", d.draft_scale},
+         {"verify", d.verify_scale},
+         {"baseline", d.baseline_scale}}}};
+}
+inline void from_json(const nlohmann::json& j, DrafterProfile& d) {
+  j.at("kind").get_to(d.kind);
+  ES_CHECK(d.kind == "file" || d.kind == "quant" || d.kind == "skip", "profile: drafter kind '", d.kind,
+           "' is not file, quant or skip");
+  j.at("spec").get_to(d.spec);
+  d.label = j.value("label", d.spec);
+  j.at("timings").get_to(d.timings);
+  const nlohmann::json& a = j.at("acceptance");
+  a.at("draft_len").get_to(d.draft_len);
+  a.at("accepted").get_to(d.accepted);
+  d.top = a.value("top", std::vector<float>{});
+  d.episodes = a.value("episodes", std::vector<int>{});
+  ES_CHECK(d.draft_len >= 0 && d.draft_len <= 64, "profile: drafter ", d.label, ": draft_len ", d.draft_len);
+  ES_CHECK(d.top.empty() || d.top.size() == d.accepted.size() * std::size_t(d.draft_len), "profile: drafter ",
+           d.label, ": top needs draft_len entries per round");
+  for (const int k : d.accepted)
+    ES_CHECK(k >= 0 && k <= d.draft_len, "profile: drafter ", d.label, ": a round accepted ", k, " of ", d.draft_len);
+  for (const int e : d.episodes)
+    ES_CHECK(e >= 0 && e <= static_cast<int>(d.accepted.size()), "profile: drafter ", d.label, ": episode start ", e);
+  if (j.contains("calibration")) {
+    const nlohmann::json& c = j.at("calibration");
+    c.at("draft_device").get_to(d.calib_draft_device);
+    c.at("target_device").get_to(d.calib_target_device);
+    c.at("draft").get_to(d.draft_scale);
+    c.at("verify").get_to(d.verify_scale);
+    c.at("baseline").get_to(d.baseline_scale);
+    for (const double x : {d.draft_scale, d.verify_scale, d.baseline_scale})
+      ES_CHECK(x > 0.1 && x < 10, "profile: drafter ", d.label, ": calibration scale ", x, " is implausible");
+  }
+}
+inline void to_json(nlohmann::json& j, const Contention& c) {
+  j = {{"drafter", c.drafter_label}, {"draft_device", c.draft_device}, {"target_device", c.target_device},
+       {"target", c.target}, {"draft", c.draft}};
+}
+inline void from_json(const nlohmann::json& j, Contention& c) {
+  j.at("drafter").get_to(c.drafter_label);
+  j.at("draft_device").get_to(c.draft_device);
+  j.at("target_device").get_to(c.target_device);
+  j.at("target").get_to(c.target);
+  j.at("draft").get_to(c.draft);
+}
+inline void to_json(nlohmann::json& j, const SkipPoint& p) {
+  j = {{"layers", p.layers}, {"agreement", p.agreement}, {"cost", p.cost}, {"on_front", p.on_front}};
+}
+inline void from_json(const nlohmann::json& j, SkipPoint& p) {
+  j.at("layers").get_to(p.layers);
+  j.at("agreement").get_to(p.agreement);
+  j.at("cost").get_to(p.cost);
+  p.on_front = j.value("on_front", false);
+}
+inline void to_json(nlohmann::json& j, const Profile& p) {
+  j = {{"format", "edgespec-profile"},
+       {"version", p.version},
+       {"target", {{"file", p.target_file}, {"name", p.target_name}, {"weight_type", p.weight_type},
+                   {"n_layers", p.n_layers}, {"vocab_size", p.vocab_size}}},
+       {"threads", p.threads},
+       {"opencl_device", p.opencl_device},
+       {"temperature", p.temperature},
+       {"workload", {{"prompt_len", p.workload.prompt_len}, {"gen_len", p.workload.gen_len}}},
+       {"target_timings", p.target},
+       {"drafters", p.drafters},
+       {"contention", p.contention},
+       {"skip_search", p.skip_search}};
+}
+inline void from_json(const nlohmann::json& j, Profile& p) {
+  ES_CHECK(j.value("format", std::string()) == "edgespec-profile", "not an edgespec profile (no \"format\": "
+           "\"edgespec-profile\")");
+  j.at("version").get_to(p.version);
+  ES_CHECK(p.version == kProfileVersion, "profile version ", p.version, " is not ", kProfileVersion,
+           " (profile again with this edgespec-profile)");
+  const nlohmann::json& t = j.at("target");
+  t.at("file").get_to(p.target_file);
+  p.target_name = t.value("name", std::string());
+  p.weight_type = t.value("weight_type", std::string());
+  t.at("n_layers").get_to(p.n_layers);
+  t.at("vocab_size").get_to(p.vocab_size);
+  j.at("threads").get_to(p.threads);
+  p.opencl_device = j.value("opencl_device", std::string());
+  p.temperature = j.value("temperature", 0.0);
+  const nlohmann::json& w = j.at("workload");
+  w.at("prompt_len").get_to(p.workload.prompt_len);
+  w.at("gen_len").get_to(p.workload.gen_len);
+  j.at("target_timings").get_to(p.target);
+  ES_CHECK(!p.target.empty(), "profile: no target timings");
+  j.at("drafters").get_to(p.drafters);
+  p.contention = j.value("contention", std::vector<Contention>{});
+  p.skip_search = j.value("skip_search", std::vector<SkipPoint>{});
+}
+
+inline Profile load_profile(const std::string& path) {
+  std::ifstream in(path);
+  ES_CHECK(in.good(), "cannot open profile '", path, "'");
+  try {
+    return nlohmann::json::parse(in).get<Profile>();
+  } catch (const nlohmann::json::exception& e) {
+    throw_error("profile '", path, "': ", e.what());
+  } catch (const Error& e) {
+    throw_error("profile '", path, "': ", e.what());
+  }
+}
+
+inline void save_profile(const Profile& p, const std::string& path) {
+  std::ofstream out(path);
+  ES_CHECK(out.good(), "cannot write profile '", path, "'");
+  out << nlohmann::json(p).dump(1) << "\n";
+  ES_CHECK(out.good(), "writing profile '", path, "' failed");
+}
+
+// The cost model's inputs for a drafter on draft_device and the target on target_device (nullptr-free: throws
+// naming what the profile lacks).
+inline cost::Costs costs_for(const Profile& p, const DrafterProfile& d, const std::string& draft_device,
+                             const std::string& target_device, bool overlapped) {
+  const ModelTiming* t = p.target_on(target_device);
+  ES_CHECK(t != nullptr, "the profile has no timings of the target on ", target_device,
+           " (profile with --target-device ", target_device, ")");
+  const ModelTiming* dt = d.on(draft_device);
+  ES_CHECK(dt != nullptr, "the profile has no timings of drafter '", d.label, "' on ", draft_device,
+           " (profile with --draft-device ", draft_device, ")");
+  cost::Costs c{t->view(), dt->view(), t->per_round, t->per_position, t->per_token_baseline, 1.0, 1.0};
+  if (d.calib_draft_device == draft_device && d.calib_target_device == target_device) {
+    c.draft_scale = d.draft_scale;
+    c.verify_scale = d.verify_scale;
+    c.baseline_scale = d.baseline_scale;
+  }
+  if (overlapped) {
+    const Contention* k = p.contention_for(d.label, draft_device, target_device);
+    ES_CHECK(k != nullptr, "the profile has no contention measurement for drafter '", d.label, "' on ",
+             draft_device, " beside the target on ", target_device);
+    c.target_contended = k->target;
+    c.draft_contended = k->draft;
+  }
+  return c;
+}
+
+}  // namespace edgespec::planning

@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""edgespec-profile and edgespec-plan as processes, on the stories260K/llama2xs pair (tests/CMakeLists.txt).
+
+  plan_e2e.py cli      profile -> rank, --json, --predict, --validate --json, --svg, and every bad input
+  plan_e2e.py header   profile -> --emit-header -> a CMake build of examples/planned.cpp with that header ->
+                       its output equals target-only greedy decoding (edgespec-generate), token for token
+
+Needs EDGESPEC_BIN_DIR and EDGESPEC_MODEL_DIR; exits 77 (skipped) when the models are not there.
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+BIN = os.environ.get("EDGESPEC_BIN_DIR", "build/bin")
+MODELS = os.environ.get("EDGESPEC_MODEL_DIR", "../shared/models")
+SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TARGET = os.path.join(MODELS, "gguf", "stories260K-f32.gguf")
+DRAFT = os.path.join(MODELS, "gguf", "llama2xs-f32.gguf")
+PROMPTS = ["Once upon a time", "The little dog", "Lily and Tom went to the park"]
+
+
+def run(*args, ok=True):
+    p = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=900)
+    if ok and p.returncode != 0:
+        sys.exit(f"FAIL: {' '.join(map(str, args))} exited {p.returncode}\n{p.stdout}\n{p.stderr}")
+    return p
+
+
+def tool(name):
+    return os.path.join(BIN, name)
+
+
+def fails_with(args, needle):
+    p = run(*args, ok=False)
+    if p.returncode != 1 or needle not in p.stderr:
+        sys.exit(f"FAIL: {' '.join(map(str, args))}: expected exit 1 and '{needle}', got {p.returncode}: {p.stderr}")
+
+
+def profile(tmp, extra=()):
+    prompts = os.path.join(tmp, "prompts.txt")
+    with open(prompts, "w") as f:
+        f.write("# test prompts\n" + "\n".join(PROMPTS) + "\n")
+    out = os.path.join(tmp, "profile.json")
+    run(tool("edgespec-profile"), "--target", TARGET, "--draft", DRAFT, "--draft-quant", "q8_0", "--draft-skip", "3",
+        "--threads", "1", "--prompts", prompts, "--gen-len", "24", "--contexts", "0,32", "--reps", "3", "-o", out,
+        *extra)
+    return out, prompts
+
+
+def check_cli(tmp):
+    out, prompts = profile(tmp, ["--search-skip", "1", "--search-depth", "2"])
+    prof = json.load(open(out))
+    assert prof["format"] == "edgespec-profile" and prof["threads"] == 1, prof.keys()
+    labels = [d["label"] for d in prof["drafters"]]
+    assert len(labels) == 4 and labels[0] == "llama2xs-f32.gguf" and labels[1] == "target as Q8_0", labels
+    for d in prof["drafters"]:
+        acc = d["acceptance"]
+        assert acc["draft_len"] == 12 and len(acc["episodes"]) == len(PROMPTS), acc["episodes"]
+        assert len(acc["top"]) == 12 * len(acc["accepted"]) and all(0 <= k <= 12 for k in acc["accepted"])
+        assert all(0 < t <= 1 for t in acc["top"])
+    # a copy of the target in Q8_0 agrees with it almost always; the other model and a skipped layer do not
+    q8 = prof["drafters"][1]["acceptance"]["alpha_by_position"][0]
+    xs = prof["drafters"][0]["acceptance"]["alpha_by_position"][0]
+    assert q8 > 0.9 and xs < q8, (q8, xs)
+    t = prof["target_timings"][0]["forward"]
+    assert t["max_n"] == 16 and len(t["seconds"]) == 32 and all(s > 0 for s in t["seconds"])
+    assert prof["skip_search"][0]["layers"] == [] and prof["skip_search"][0]["agreement"] == 1.0
+    assert any(p["on_front"] for p in prof["skip_search"][1:])
+
+    table = run(tool("edgespec-plan"), "--profile", out, "--top", "5").stdout
+    assert "edgespec::Pipeline<" in table and "flags: edgespec-generate" in table, table
+    ranked = json.loads(run(tool("edgespec-plan"), "--profile", out, "--json", "--top", "50").stdout)
+    speedups = [c["predicted_speedup"] for c in ranked["configs"]]
+    assert len(speedups) == 50 and speedups == sorted(speedups, reverse=True), speedups
+
+    gen = ["--model", TARGET, "--draft-quant", "q8_0", "--draft-len", "3", "--threads", "1"]
+    pred = json.loads(run(tool("edgespec-plan"), "--profile", out, "--predict", "--", *gen, "--prompt", PROMPTS[0],
+                          "-n", "24").stdout)
+    for k in ("predicted_speedup", "predicted_tokens_per_second", "predicted_tokens_per_round"):
+        assert pred[k] > 0, pred
+    assert 1 <= pred["predicted_tokens_per_round"] <= 4, pred
+    # forced acceptance 1: every round emits g + 1 tokens
+    forced = json.loads(run(tool("edgespec-plan"), "--profile", out, "--predict", "--", *gen,
+                            "--forced-acceptance", "1").stdout)
+    assert abs(forced["predicted_tokens_per_round"] - 4.0) < 0.2, forced
+
+    val = json.loads(run(tool("edgespec-plan"), "--profile", out, "--validate", "--validate-top", "2",
+                         "--validate-reps", "1", "--prompts", prompts, "--gen-len", "24", "--json").stdout)
+    assert len(val["configs"]) == 2, val
+    errs = [abs(c["predicted_speedup"] - c["measured_speedup"]) / c["measured_speedup"] for c in val["configs"]]
+    assert all(c["measured_speedup"] > 0 for c in val["configs"])
+    assert abs(val["mean_abs_error"] - sum(errs) / len(errs)) < 1e-9, val
+    flags = os.path.join(tmp, "configs.flags")
+    with open(flags, "w") as f:
+        f.write("# two configurations\n--draft-skip 3 --draft-len 2\n--draft " + DRAFT + " --adaptive 1:4\n")
+    val = json.loads(run(tool("edgespec-plan"), "--profile", out, "--validate", "--validate-flags", flags,
+                         "--validate-reps", "1", "--prompts", prompts, "--gen-len", "24", "--json").stdout)
+    assert [c["config"].split(" on ")[0] for c in val["configs"]] == ["skip 3", "llama2xs-f32.gguf"], val
+
+    svg = os.path.join(tmp, "plan.svg")
+    run(tool("edgespec-plan"), "--profile", out, "--svg", svg)
+    text = open(svg).read()
+    assert text.startswith("<svg") and text.rstrip().endswith("</svg>") and "Pareto front" in text, text[:200]
+
+    # bad input: a clear error, exit 1
+    plan = [tool("edgespec-plan"), "--profile", out, "--predict", "--"]
+    fails_with(plan + ["--model", DRAFT, "--draft-quant", "q8_0"], "is not the profiled target")
+    fails_with(plan + ["--draft-quant", "q4_0"], "the profile has no drafter for these flags")
+    fails_with(plan + ["--draft-quant", "q8_0", "--threads", "2"], "the profile was made with 1 threads")
+    fails_with(plan + ["--draft-quant", "q8_0", "--draft-len", "12"], "profile with --profile-draft-len 13")
+    fails_with(plan + ["--draft-quant", "q8_0", "--temp", "0.8"], "measured acceptance at temperature 0")
+    fails_with(plan + ["--draft-quant", "q8_0", "--draft-device", "gpu"], "no timings of drafter")
+    fails_with(plan + ["--draft-ngram", "3"], "exactly one drafter flag")
+    fails_with([tool("edgespec-plan"), "--profile", out, "--predict"], "flags after '--'")
+    bad = os.path.join(tmp, "bad.json")
+    with open(bad, "w") as f:
+        f.write('{"format": "edgespec-profile", "version": 1, "target": {"file": "x"}}')
+    fails_with([tool("edgespec-plan"), "--profile", bad], "profile '")
+    with open(bad, "w") as f:
+        f.write("{not json")
+    fails_with([tool("edgespec-plan"), "--profile", bad], "parse error")
+    fails_with([tool("edgespec-plan"), "--profile", os.path.join(tmp, "none.json")], "cannot open profile")
+    fails_with([tool("edgespec-profile"), "--target", TARGET, "-o", bad, "--target-device", "tpu"], "is not cpu or gpu")
+    fails_with([tool("edgespec-profile"), "--target", TARGET, "-o", bad, "--gen-len", "4000"], "the profile needs a context")
+    fails_with([tool("edgespec-generate"), "--model", TARGET, "--prompt", "x", "--forced-acceptance", "0.5"],
+               "need a drafter")
+    fails_with([tool("edgespec-generate"), "--model", TARGET, "--prompt", "x", "--draft-quant", "q8_0",
+                "--forced-acceptance", "1.5"], "out of range")
+    print("cli: profile, rank, predict, validate, svg and errors OK")
+
+
+def check_header(tmp):
+    out, _ = profile(tmp)
+    header = os.path.join(tmp, "plan.hpp")
+    run(tool("edgespec-plan"), "--profile", out, "--emit-header", header)
+    text = open(header).read()
+    assert "using Pipeline = edgespec::Pipeline<" in text, text
+    build = os.path.join(tmp, "build")
+    run("cmake", "-S", os.path.join(SRC, "tests", "planning", "consumer"), "-B", build, "-DCMAKE_BUILD_TYPE=Release",
+        f"-DEDGESPEC_SOURCE_DIR={SRC}", f"-DPLAN_HEADER={header}")
+    run("cmake", "--build", build, "-j2")
+    exe = os.path.join(build, "edgespec-planned")
+    for prompt in PROMPTS:
+        planned = json.loads(run(exe, "--prompt", prompt, "-n", "40", "--json").stdout)
+        reference = json.loads(run(tool("edgespec-generate"), "--model", TARGET, "--prompt", prompt, "-n", "40",
+                                   "--json").stdout)
+        assert planned["tokens"] == reference["tokens"], (prompt, planned, reference)
+    print("header: the emitted pipeline compiles and decodes exactly as the target alone")
+
+
+def main():
+    if not (os.path.exists(TARGET) and os.path.exists(DRAFT)):
+        print("skipped: stories260K/llama2xs GGUF files not in", MODELS)
+        return 77
+    part = sys.argv[1] if len(sys.argv) > 1 else "cli"
+    with tempfile.TemporaryDirectory(prefix="edgespec-plan-") as tmp:
+        {"cli": check_cli, "header": check_header}[part](tmp)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
