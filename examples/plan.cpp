@@ -384,7 +384,10 @@ int main(int argc, char** argv) {
     }
 
     std::vector<Candidate> all = enumerate(p, w, forced);
-    ES_CHECK(!all.empty(), "the profile allows no configuration");
+    bool acceptance = false;
+    for (const DrafterProfile& d : p.drafters) acceptance |= !d.accepted.empty();
+    ES_CHECK(!all.empty() || args.has("validate-flags"), acceptance ? "the profile allows no configuration"
+             : "the profile was made without acceptance (--no-acceptance): give --forced-acceptance A");
     const bool by_latency = args.str("rank", "speedup") == "latency";
     ES_CHECK(args.str("rank", "speedup") == "speedup" || by_latency, "--rank: speedup or latency");
     std::stable_sort(all.begin(), all.end(), [&](const Candidate& a, const Candidate& b) {
@@ -497,6 +500,8 @@ int main(int argc, char** argv) {
                 << number(best.pred.baseline_tokens_per_second, 4) << " tok/s)\n  type:  " << pipeline_type(p, best)
                 << "\n  flags: edgespec-generate " << flags(p, best) << " --prompt ...\n";
     }
+    ES_CHECK(!all.empty() || (!args.has("emit-header") && !args.has("svg")),
+             "--emit-header and --svg need ranked configurations (give --forced-acceptance A)");
     if (args.has("emit-header")) {
       std::ofstream h(args.str("emit-header"));
       ES_CHECK(h.good(), "cannot write ", args.str("emit-header"));

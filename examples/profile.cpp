@@ -324,11 +324,13 @@ int main(int argc, char** argv) {
       // forwards) per prompt: correct the estimate with this drafter's measured step.
       const double step_ratio = dp.timings.front().forward.seconds[0] / prof.target.front().forward.seconds[0];
       const double per_prompt = gen_len / 3.0 * (G * step_ratio + 4);
-      progress.add(static_cast<double>(prompts.size()) * per_prompt);
+      progress.add(static_cast<double>(prompts.size()) * per_prompt +
+                   2.0 * (per_prompt + gen_len) * static_cast<double>(draft_devices.size() - 1 + target_devices.size() - 1));
       // Acceptance: the real pipeline at draft length G in the first placement given, every round recorded;
       // before each prompt, target-only decoding of it. Both calibrate the tables (cost::Costs' scales): what
       // the rounds' drafting and verification and the target-only steps took over what the tables predict.
-      const std::string cdraft = draft_devices.front(), ctarget = target_devices.front();
+      double rest = 0, sample = 0, verified_rows = 0, rounds = 0;
+      auto run_pair = [&](const std::string& cdraft, const std::string& ctarget, bool acceptance) {
       std::vector<std::string> argv_s = {"edgespec-profile", "--draft-len", std::to_string(G), "--threads",
                                          std::to_string(threads), "--draft-device", cdraft, "--target-device",
                                          ctarget};
@@ -345,11 +347,9 @@ int main(int argc, char** argv) {
       po.max_seq = max_ctx;
       po.record_rounds = true;
       auto session = cli::SpeculativeSession::from_args(sargs, target, tok, pool, po);
-      const bool no_acceptance = args.has("no-acceptance");
-      dp.draft_len = no_acceptance ? 0 : G;
+      const bool no_acceptance = !acceptance;
       const cost::LatencyTable ttab = prof.target_on(ctarget)->forward.view();
       const cost::LatencyTable dtab = dp.on(cdraft)->forward.view();
-      double rest = 0, sample = 0, verified_rows = 0, rounds = 0;
       double draft_real = 0, draft_table = 0, verify_real = 0, verify_table = 0, base_real = 0, base_table = 0;
       with_model(ctarget, target, pool, max_ctx, {}, [&](auto& base_model) {
         const std::size_t runs = no_acceptance ? std::min<std::size_t>(2, prompts.size()) : prompts.size();
@@ -385,11 +385,24 @@ int main(int argc, char** argv) {
         }
         progress.step(d.label + ": acceptance", (per_prompt + gen_len) * static_cast<double>(prompts.size() - runs));
       });
-      dp.calib_draft_device = cdraft;
-      dp.calib_target_device = ctarget;
-      dp.draft_scale = draft_real / draft_table;
-      dp.verify_scale = verify_real / verify_table;
-      dp.baseline_scale = base_real / base_table;
+      dp.calibration.push_back({cdraft, ctarget, draft_real / draft_table, verify_real / verify_table,
+                                base_real / base_table});
+      };
+      // The first placement given records the acceptance too; then one more placement for each device not yet
+      // calibrated in its role (draft or target), placements on two devices first.
+      dp.draft_len = args.has("no-acceptance") ? 0 : G;
+      run_pair(draft_devices.front(), target_devices.front(), !args.has("no-acceptance"));
+      for (const bool apart : {true, false})
+        for (const std::string& dd : draft_devices)
+          for (const std::string& td : target_devices) {
+            if ((dd != td) != apart || dp.calibrated(dd, td)) continue;
+            bool draft_known = false, target_known = false;
+            for (const planning::Calibration& c : dp.calibration) {
+              draft_known |= c.draft_device == dd;
+              target_known |= c.target_device == td;
+            }
+            if (!draft_known || !target_known) run_pair(dd, td, false);
+          }
       // Round overheads, measured in the first drafter's runs; the same host work follows any verification.
       if (&d == &drafters.front())
         for (ModelTiming& t : prof.target) {

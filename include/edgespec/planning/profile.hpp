@@ -44,6 +44,11 @@ struct ModelTiming {
   [[nodiscard]] cost::ModelCost view() const { return {forward.view(), prefill.view()}; }
 };
 
+struct Calibration {  // real runs over the tables' predictions (cost::Costs)
+  std::string draft_device, target_device;
+  double draft = 1.0, verify = 1.0, baseline = 1.0;
+};
+
 struct DrafterProfile {
   std::string kind;   // "file" (--draft), "quant" (--draft-quant), "skip" (--draft-skip)
   std::string spec;   // the option's value: a path, a type name, a layer list "20,21,22"
@@ -54,9 +59,14 @@ struct DrafterProfile {
   std::vector<int> accepted;
   std::vector<float> top;
   std::vector<int> episodes;
-  // cost::Costs' scales, measured with the draft on calib_draft_device and the target on calib_target_device
-  std::string calib_draft_device, calib_target_device;
-  double draft_scale = 1.0, verify_scale = 1.0, baseline_scale = 1.0;
+  // cost::Costs' scales, each measured with the draft and the target on two given devices
+  std::vector<Calibration> calibration;
+
+  [[nodiscard]] bool calibrated(const std::string& draft_device, const std::string& target_device) const {
+    for (const Calibration& c : calibration)
+      if (c.draft_device == draft_device && c.target_device == target_device) return true;
+    return false;
+  }
 
   [[nodiscard]] std::string flag() const {
     return (kind == "file" ? "--draft " : kind == "quant" ? "--draft-quant " : "--draft-skip ") + spec;
@@ -132,6 +142,17 @@ inline void from_json(const nlohmann::json& j, Curve& c) {
   j.at("seconds").get_to(c.seconds);
   ES_CHECK(c.n.size() == c.seconds.size(), "profile: a prefill curve needs as many seconds as lengths");
 }
+inline void to_json(nlohmann::json& j, const Calibration& c) {
+  j = {{"draft_device", c.draft_device}, {"target_device", c.target_device}, {"draft", c.draft},
+       {"verify", c.verify}, {"baseline", c.baseline}};
+}
+inline void from_json(const nlohmann::json& j, Calibration& c) {
+  j.at("draft_device").get_to(c.draft_device);
+  j.at("target_device").get_to(c.target_device);
+  j.at("draft").get_to(c.draft);
+  j.at("verify").get_to(c.verify);
+  j.at("baseline").get_to(c.baseline);
+}
 inline void to_json(nlohmann::json& j, const ModelTiming& t) {
   j = {{"device", t.device}, {"forward", t.forward}, {"prefill", t.prefill}, {"per_round", t.per_round},
        {"per_position", t.per_position}, {"per_token_baseline", t.per_token_baseline}};
@@ -159,12 +180,7 @@ inline void to_json(nlohmann::json& j, const DrafterProfile& d) {
          {"accepted", d.accepted},
          {"top", d.top},
          {"episodes", d.episodes}}},
-       {"calibration",
-        {{"draft_device", d.calib_draft_device},
-         {"target_device", d.calib_target_device},
-         {"draft", d.draft_scale},
-         {"verify", d.verify_scale},
-         {"baseline", d.baseline_scale}}}};
+       {"calibration", d.calibration}};
 }
 inline void from_json(const nlohmann::json& j, DrafterProfile& d) {
   j.at("kind").get_to(d.kind);
@@ -185,16 +201,10 @@ inline void from_json(const nlohmann::json& j, DrafterProfile& d) {
     ES_CHECK(k >= 0 && k <= d.draft_len, "profile: drafter ", d.label, ": a round accepted ", k, " of ", d.draft_len);
   for (const int e : d.episodes)
     ES_CHECK(e >= 0 && e <= static_cast<int>(d.accepted.size()), "profile: drafter ", d.label, ": episode start ", e);
-  if (j.contains("calibration")) {
-    const nlohmann::json& c = j.at("calibration");
-    c.at("draft_device").get_to(d.calib_draft_device);
-    c.at("target_device").get_to(d.calib_target_device);
-    c.at("draft").get_to(d.draft_scale);
-    c.at("verify").get_to(d.verify_scale);
-    c.at("baseline").get_to(d.baseline_scale);
-    for (const double x : {d.draft_scale, d.verify_scale, d.baseline_scale})
+  d.calibration = j.value("calibration", std::vector<Calibration>{});
+  for (const Calibration& c : d.calibration)
+    for (const double x : {c.draft, c.verify, c.baseline})
       ES_CHECK(x > 0.1 && x < 10, "profile: drafter ", d.label, ": calibration scale ", x, " is implausible");
-  }
 }
 inline void to_json(nlohmann::json& j, const Contention& c) {
   j = {{"drafter", c.drafter_label}, {"draft_device", c.draft_device}, {"target_device", c.target_device},
@@ -285,11 +295,23 @@ inline cost::Costs costs_for(const Profile& p, const DrafterProfile& d, const st
   ES_CHECK(dt != nullptr, "the profile has no timings of drafter '", d.label, "' on ", draft_device,
            " (profile with --draft-device ", draft_device, ")");
   cost::Costs c{t->view(), dt->view(), t->per_round, t->per_position, t->per_token_baseline, 1.0, 1.0};
-  if (d.calib_draft_device == draft_device && d.calib_target_device == target_device) {
-    c.draft_scale = d.draft_scale;
-    c.verify_scale = d.verify_scale;
-    c.baseline_scale = d.baseline_scale;
-  }
+  // The scales of this placement's own calibration; else the drafting scale of a placement with the same draft
+  // device and the target's scales of one with the same target device.
+  bool draft_set = false, target_set = false;
+  for (const bool exact : {true, false})
+    for (const Calibration& k : d.calibration) {
+      const bool same_pair = k.draft_device == draft_device && k.target_device == target_device;
+      if (exact != same_pair) continue;
+      if (!draft_set && k.draft_device == draft_device) {
+        c.draft_scale = k.draft;
+        draft_set = true;
+      }
+      if (!target_set && k.target_device == target_device) {
+        c.verify_scale = k.verify;
+        c.baseline_scale = k.baseline;
+        target_set = true;
+      }
+    }
   if (overlapped) {
     const Contention* k = p.contention_for(d.label, draft_device, target_device);
     ES_CHECK(k != nullptr, "the profile has no contention measurement for drafter '", d.label, "' on ",
