@@ -47,6 +47,7 @@ constexpr const char* kUsage = R"(usage: edgespec-plan --profile profile.json [o
   --validate-reps R     runs of each prompt per configuration (default 2)
   --prompts FILE        the held-out prompts (default: the shipped examples/prompts/validate.txt)
   --emit-header FILE    write the best configuration as a header (a Pipeline alias and its options)
+  --validation FILE     a saved `--validate --json` output, for --svg without running the validation again
   --svg FILE            plots: predicted vs measured speedup (with --validate), speedup against draft length
                         per drafter, and the skip sets' Pareto front (profiles made with --search-skip)
 )";
@@ -298,7 +299,7 @@ std::string svg_plots(const Profile& p, const std::vector<Candidate>& all, const
   }
   {
     svg::Chart c;
-    c.title = "Predicted speedup against draft length (sequential, best placement)";
+    c.title = "Predicted speedup vs draft length (sequential)";
     c.x_label = "draft length g";
     c.y_label = "predicted speedup";
     for (std::size_t i = 0; i < p.drafters.size(); ++i) {
@@ -346,7 +347,7 @@ int main(int argc, char** argv) {
       if (std::string(argv[i]) == "--") split = i;
     const cli::Args args(split, argv,
                          {"profile", "prompt-len", "gen-len", "rank", "top", "forced-acceptance", "validate-top",
-                          "validate-flags", "validate-reps", "prompts", "emit-header", "svg"},
+                          "validate-flags", "validate-reps", "prompts", "emit-header", "svg", "validation"},
                          {"json", "predict", "validate", "help"});
     if (args.has("help")) {
       std::cout << kUsage;
@@ -396,6 +397,16 @@ int main(int argc, char** argv) {
     const int top = args.num<int>("top", 10, 1, 100000);
 
     json validation;
+    if (args.has("validation")) {
+      std::ifstream in(args.str("validation"));
+      ES_CHECK(in.good(), "cannot open --validation file '", args.str("validation"), "'");
+      try {
+        validation = json::parse(in);
+        ES_CHECK(validation.contains("configs"), "no \"configs\"");
+      } catch (const json::exception& e) {
+        throw_error("--validation '", args.str("validation"), "': ", e.what());
+      }
+    }
     if (args.has("validate")) {
       std::vector<Candidate> chosen;
       if (args.has("validate-flags")) {

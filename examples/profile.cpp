@@ -331,62 +331,62 @@ int main(int argc, char** argv) {
       // the rounds' drafting and verification and the target-only steps took over what the tables predict.
       double rest = 0, sample = 0, verified_rows = 0, rounds = 0;
       auto run_pair = [&](const std::string& cdraft, const std::string& ctarget, bool acceptance) {
-      std::vector<std::string> argv_s = {"edgespec-profile", "--draft-len", std::to_string(G), "--threads",
-                                         std::to_string(threads), "--draft-device", cdraft, "--target-device",
-                                         ctarget};
-      if (d.kind == "file") argv_s.insert(argv_s.end(), {"--draft", d.spec});
-      if (d.kind == "quant") argv_s.insert(argv_s.end(), {"--draft-quant", d.spec});
-      if (d.kind == "skip") argv_s.insert(argv_s.end(), {"--draft-skip", d.spec});
-      std::vector<char*> av;
-      for (auto& a : argv_s) av.push_back(a.data());
-      const cli::Args sargs(static_cast<int>(av.size()), av.data(),
-                            {"draft", "draft-quant", "draft-skip", "draft-len", "threads", "draft-device",
-                             "target-device"}, {});
-      PipelineOptions po;
-      po.sampling.temperature = static_cast<float>(temp);
-      po.max_seq = max_ctx;
-      po.record_rounds = true;
-      auto session = cli::SpeculativeSession::from_args(sargs, target, tok, pool, po);
-      const bool no_acceptance = !acceptance;
-      const cost::LatencyTable ttab = prof.target_on(ctarget)->forward.view();
-      const cost::LatencyTable dtab = dp.on(cdraft)->forward.view();
-      double draft_real = 0, draft_table = 0, verify_real = 0, verify_table = 0, base_real = 0, base_table = 0;
-      with_model(ctarget, target, pool, max_ctx, {}, [&](auto& base_model) {
-        const std::size_t runs = no_acceptance ? std::min<std::size_t>(2, prompts.size()) : prompts.size();
-        for (std::size_t pi = 0; pi < runs; ++pi) {  // without acceptance, two prompts are enough for the overheads
-          const auto& p = prompts[pi];
-          const int n = no_acceptance ? std::min(gen_len, 16) : gen_len;
-          Sampler sampler(SamplingParams{});
-          GenerationOptions opt;
-          opt.n_tokens = n;
-          const GenerationResult b = generate(base_model, p, sampler, opt);
-          base_real += b.stats.decode_seconds;
-          for (int j = 1; j < b.stats.generated_tokens; ++j) base_table += ttab(1, double(p.size() + j - 1));
-          base_table += b.stats.generated_tokens * prof.target_on(ctarget)->per_token_baseline;
-          session->begin(p);
-          const SpeculativeResult r = session->run(n, {});
-          if (!no_acceptance) dp.episodes.push_back(static_cast<int>(dp.accepted.size()));
-          for (const RoundRecord& rr : r.stats.round_log) {
-            draft_real += rr.draft_seconds;
-            verify_real += rr.verify_seconds;
-            if (rr.drafted > 0)
-              draft_table += dtab(rr.draft_fed, rr.position) + (rr.drafted - 1) * dtab(1, rr.position);
-            verify_table += ttab(rr.drafted + 1, rr.position);
-            if (rr.drafted < G || no_acceptance) continue;  // a round cut by the context's end: not at length G
-            dp.accepted.push_back(rr.accepted);
-            dp.top.insert(dp.top.end(), rr.top.begin(), rr.top.end());
+        std::vector<std::string> argv_s = {"edgespec-profile", "--draft-len", std::to_string(G), "--threads",
+                                           std::to_string(threads), "--draft-device", cdraft, "--target-device",
+                                           ctarget};
+        if (d.kind == "file") argv_s.insert(argv_s.end(), {"--draft", d.spec});
+        if (d.kind == "quant") argv_s.insert(argv_s.end(), {"--draft-quant", d.spec});
+        if (d.kind == "skip") argv_s.insert(argv_s.end(), {"--draft-skip", d.spec});
+        std::vector<char*> av;
+        for (auto& a : argv_s) av.push_back(a.data());
+        const cli::Args sargs(static_cast<int>(av.size()), av.data(),
+                              {"draft", "draft-quant", "draft-skip", "draft-len", "threads", "draft-device",
+                               "target-device"}, {});
+        PipelineOptions po;
+        po.sampling.temperature = static_cast<float>(temp);
+        po.max_seq = max_ctx;
+        po.record_rounds = true;
+        auto session = cli::SpeculativeSession::from_args(sargs, target, tok, pool, po);
+        const bool no_acceptance = !acceptance;
+        const cost::LatencyTable ttab = prof.target_on(ctarget)->forward.view();
+        const cost::LatencyTable dtab = dp.on(cdraft)->forward.view();
+        double draft_real = 0, draft_table = 0, verify_real = 0, verify_table = 0, base_real = 0, base_table = 0;
+        with_model(ctarget, target, pool, max_ctx, {}, [&](auto& base_model) {
+          const std::size_t runs = no_acceptance ? std::min<std::size_t>(2, prompts.size()) : prompts.size();
+          for (std::size_t pi = 0; pi < runs; ++pi) {  // without acceptance, two prompts are enough for the overheads
+            const auto& p = prompts[pi];
+            const int n = no_acceptance ? std::min(gen_len, 16) : gen_len;
+            Sampler sampler(SamplingParams{});
+            GenerationOptions opt;
+            opt.n_tokens = n;
+            const GenerationResult b = generate(base_model, p, sampler, opt);
+            base_real += b.stats.decode_seconds;
+            for (int j = 1; j < b.stats.generated_tokens; ++j) base_table += ttab(1, double(p.size() + j - 1));
+            base_table += b.stats.generated_tokens * prof.target_on(ctarget)->per_token_baseline;
+            session->begin(p);
+            const SpeculativeResult r = session->run(n, {});
+            if (!no_acceptance) dp.episodes.push_back(static_cast<int>(dp.accepted.size()));
+            for (const RoundRecord& rr : r.stats.round_log) {
+              draft_real += rr.draft_seconds;
+              verify_real += rr.verify_seconds;
+              if (rr.drafted > 0)
+                draft_table += dtab(rr.draft_fed, rr.position) + (rr.drafted - 1) * dtab(1, rr.position);
+              verify_table += ttab(rr.drafted + 1, rr.position);
+              if (rr.drafted < G || no_acceptance) continue;  // a round cut by the context's end: not at length G
+              dp.accepted.push_back(rr.accepted);
+              dp.top.insert(dp.top.end(), rr.top.begin(), rr.top.end());
+            }
+            rest += r.stats.gen.decode_seconds - r.stats.draft_seconds - r.stats.verify_seconds -
+                    r.stats.sample_seconds - r.stats.record_seconds;
+            sample += r.stats.sample_seconds;
+            verified_rows += r.stats.drafted + r.stats.rounds;
+            rounds += r.stats.rounds;
+            progress.step(d.label + ": acceptance", per_prompt + gen_len);
           }
-          rest += r.stats.gen.decode_seconds - r.stats.draft_seconds - r.stats.verify_seconds -
-                  r.stats.sample_seconds - r.stats.record_seconds;
-          sample += r.stats.sample_seconds;
-          verified_rows += r.stats.drafted + r.stats.rounds;
-          rounds += r.stats.rounds;
-          progress.step(d.label + ": acceptance", per_prompt + gen_len);
-        }
-        progress.step(d.label + ": acceptance", (per_prompt + gen_len) * static_cast<double>(prompts.size() - runs));
-      });
-      dp.calibration.push_back({cdraft, ctarget, draft_real / draft_table, verify_real / verify_table,
-                                base_real / base_table});
+          progress.step(d.label + ": acceptance", (per_prompt + gen_len) * static_cast<double>(prompts.size() - runs));
+        });
+        dp.calibration.push_back({cdraft, ctarget, draft_real / draft_table, verify_real / verify_table,
+                                  base_real / base_table});
       };
       // The first placement given records the acceptance too; then one more placement for each device not yet
       // calibrated in its role (draft or target), placements on two devices first.
@@ -447,7 +447,7 @@ int main(int argc, char** argv) {
               };
               const int n = std::max(5, s.reps * 2);
               planning::Contention k;
-              k.drafter_label = d.label;
+              k.drafter = d.label;
               k.draft_device = ddev;
               k.target_device = tdev;
               const double tv = timed(verify_once, n), td = timed(draft_once, n);

@@ -49,6 +49,8 @@ struct Calibration {  // real runs over the tables' predictions (cost::Costs)
   double draft = 1.0, verify = 1.0, baseline = 1.0;
 };
 
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Calibration, draft_device, target_device, draft, verify, baseline)
+
 struct DrafterProfile {
   std::string kind;   // "file" (--draft), "quant" (--draft-quant), "skip" (--draft-skip)
   std::string spec;   // the option's value: a path, a type name, a layer list "20,21,22"
@@ -85,10 +87,11 @@ struct DrafterProfile {
 };
 
 struct Contention {
-  std::string drafter_label;  // which drafter ran beside the target
+  std::string drafter;  // which drafter ran beside the target
   std::string draft_device, target_device;
   double target = 1.0, draft = 1.0;  // forward time with the other device busy / alone
 };
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Contention, drafter, draft_device, target_device, target, draft)
 
 // One evaluated skip set of the search (skip_search.hpp): acceptance proxy against cost proxy.
 struct SkipPoint {
@@ -117,7 +120,7 @@ struct Profile {
   [[nodiscard]] const Contention* contention_for(const std::string& label, const std::string& draft_device,
                                                  const std::string& target_device) const {
     for (const Contention& c : contention)
-      if (c.drafter_label == label && c.draft_device == draft_device && c.target_device == target_device) return &c;
+      if (c.drafter == label && c.draft_device == draft_device && c.target_device == target_device) return &c;
     return nullptr;
   }
 };
@@ -141,17 +144,6 @@ inline void from_json(const nlohmann::json& j, Curve& c) {
   j.at("n").get_to(c.n);
   j.at("seconds").get_to(c.seconds);
   ES_CHECK(c.n.size() == c.seconds.size(), "profile: a prefill curve needs as many seconds as lengths");
-}
-inline void to_json(nlohmann::json& j, const Calibration& c) {
-  j = {{"draft_device", c.draft_device}, {"target_device", c.target_device}, {"draft", c.draft},
-       {"verify", c.verify}, {"baseline", c.baseline}};
-}
-inline void from_json(const nlohmann::json& j, Calibration& c) {
-  j.at("draft_device").get_to(c.draft_device);
-  j.at("target_device").get_to(c.target_device);
-  j.at("draft").get_to(c.draft);
-  j.at("verify").get_to(c.verify);
-  j.at("baseline").get_to(c.baseline);
 }
 inline void to_json(nlohmann::json& j, const ModelTiming& t) {
   j = {{"device", t.device}, {"forward", t.forward}, {"prefill", t.prefill}, {"per_round", t.per_round},
@@ -205,17 +197,6 @@ inline void from_json(const nlohmann::json& j, DrafterProfile& d) {
   for (const Calibration& c : d.calibration)
     for (const double x : {c.draft, c.verify, c.baseline})
       ES_CHECK(x > 0.1 && x < 10, "profile: drafter ", d.label, ": calibration scale ", x, " is implausible");
-}
-inline void to_json(nlohmann::json& j, const Contention& c) {
-  j = {{"drafter", c.drafter_label}, {"draft_device", c.draft_device}, {"target_device", c.target_device},
-       {"target", c.target}, {"draft", c.draft}};
-}
-inline void from_json(const nlohmann::json& j, Contention& c) {
-  j.at("drafter").get_to(c.drafter_label);
-  j.at("draft_device").get_to(c.draft_device);
-  j.at("target_device").get_to(c.target_device);
-  j.at("target").get_to(c.target);
-  j.at("draft").get_to(c.draft);
 }
 inline void to_json(nlohmann::json& j, const SkipPoint& p) {
   j = {{"layers", p.layers}, {"agreement", p.agreement}, {"cost", p.cost}, {"on_front", p.on_front}};
