@@ -54,7 +54,7 @@ constexpr const char* kUsage = R"(usage: edgespec-profile --target FILE [--token
   --contexts C,...      contexts of the latency tables (default 0,128,512)
   --reps N              repetitions per timing, the median is kept (default 7)
   --temp T              sampling temperature of the acceptance runs (default 0: greedy)
-  --no-acceptance       skip the acceptance runs (one short run still measures the round overheads): for
+  --no-acceptance       skip the acceptance runs (two prompts still calibrate and measure the overheads): for
                         synthetic models, whose drafts are never right; predict with --forced-acceptance A
   -o FILE               the profile (JSON, docs/cost-model.md#profile-format)
 )";
@@ -355,7 +355,7 @@ int main(int argc, char** argv) {
           const std::size_t runs = no_acceptance ? std::min<std::size_t>(2, prompts.size()) : prompts.size();
           for (std::size_t pi = 0; pi < runs; ++pi) {  // without acceptance, two prompts are enough for the overheads
             const auto& p = prompts[pi];
-            const int n = no_acceptance ? std::min(gen_len, 16) : gen_len;
+            const int n = gen_len;
             Sampler sampler(SamplingParams{});
             GenerationOptions opt;
             opt.n_tokens = n;

@@ -10,7 +10,9 @@
 //   sampling/   greedy, temperature, top-k, top-p
 //   speculative/ Pipeline<Draft<...>, Target<...>, DraftLen<N>>: drafting (models, skipped layers, n-gram
 //               lookup), exact verification, statistics
-//   planning/   skip sets for self-speculative drafts: agreement with the target against cost, Pareto front
+//   planning/   the cost model (constexpr predictions from a profile); skip sets for self-speculative drafts:
+//               agreement with the target against cost, Pareto front (profile.hpp, the JSON profile, is apart:
+//               it needs nlohmann-json)
 #pragma once
 
 #include "edgespec/core/dtype.hpp"
@@ -29,6 +31,7 @@
 #include "edgespec/model/transformer.hpp"
 #include "edgespec/model/requantize.hpp"
 #include "edgespec/model/weights.hpp"
+#include "edgespec/planning/cost_model.hpp"
 #include "edgespec/planning/skip_search.hpp"
 #include "edgespec/runtime/generate.hpp"
 #include "edgespec/runtime/thread_pool.hpp"
