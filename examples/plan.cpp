@@ -246,11 +246,14 @@ json prediction_json(const Profile& p, const Candidate& c) {
 std::pair<double, double> measure(const Profile& p, const std::vector<std::string>& prompts, int gen_len,
                                   const std::string& extra) {
   const std::string exe = (cli::tool_dir() / "edgespec-generate").string();
+  // A new seed per run: greedy output does not depend on it, forced acceptance draws do (the same seed in every
+  // run would measure one fixed draw sequence, not the acceptance rate).
+  static std::uint64_t seed = 0;
   double decode = 0, prompt_tokens = 0;
   for (const std::string& pr : prompts) {
     const json j = cli::run_json(cli::shell_quote(exe) + " --model " + cli::shell_quote(p.target_file) + " --prompt " +
                                  cli::shell_quote(pr) + " -n " + std::to_string(gen_len) + " --json --threads " +
-                                 std::to_string(p.threads) + " " + extra);
+                                 std::to_string(p.threads) + " --seed " + std::to_string(++seed) + " " + extra);
     decode += j.at("stats").at("decode_seconds").get<double>();
     prompt_tokens += static_cast<double>(j.at("prompt_tokens").size());
   }
