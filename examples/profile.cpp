@@ -276,7 +276,7 @@ int main(int argc, char** argv) {
 
     // ---- the work, for the estimate of the time left (units ~ target forwards) ----
     const double table_work = static_cast<double>(s.contexts.size()) * 16 * s.reps;
-    const double total = static_cast<double>(target_devices.size()) * (table_work + prompts.size() * gen_len) +
+    const double total = static_cast<double>(target_devices.size()) * table_work +
                          static_cast<double>(drafters.size()) *
                              (draft_devices.size() * s.contexts.size() * 2 * s.reps + prompts.size() * gen_len +
                               target_devices.size() * draft_devices.size() * 40);
@@ -287,22 +287,7 @@ int main(int argc, char** argv) {
       with_model(dev, target, pool, max_ctx, {}, [&](auto& m) {
         progress.step("target on " + dev + ": forward latency", 0);
         ModelTiming t = measure(m, dev, kMaxDraftLen, s, ids, Logits::All);
-        progress.step("target on " + dev + ": target-only decoding", table_work);
-        // Target-only decoding on the prompts: what the table does not hold is sampling and bookkeeping.
-        Sampler sampler(SamplingParams{});
-        GenerationOptions opt;
-        opt.n_tokens = gen_len;
-        double rest = 0;
-        int tokens = 0;
-        for (const auto& p : prompts) {
-          const GenerationResult r = generate(m, p, sampler, opt);
-          double forwards = 0;
-          for (int j = 1; j < r.stats.generated_tokens; ++j) forwards += t.forward.view()(1, double(p.size() + j - 1));
-          rest += r.stats.decode_seconds - forwards;
-          tokens += r.stats.generated_tokens;
-          progress.step("target on " + dev + ": target-only decoding", gen_len);
-        }
-        t.per_token_baseline = std::max(0.0, rest / tokens);
+        progress.step("target on " + dev + ": forward latency", table_work);
         prof.target.push_back(std::move(t));
       });
     }
@@ -362,7 +347,6 @@ int main(int argc, char** argv) {
             const GenerationResult b = generate(base_model, p, sampler, opt);
             base_real += b.stats.decode_seconds;
             for (int j = 1; j < b.stats.generated_tokens; ++j) base_table += ttab(1, double(p.size() + j - 1));
-            base_table += b.stats.generated_tokens * prof.target_on(ctarget)->per_token_baseline;
             session->begin(p);
             const SpeculativeResult r = session->run(n, {});
             if (!no_acceptance) dp.episodes.push_back(static_cast<int>(dp.accepted.size()));

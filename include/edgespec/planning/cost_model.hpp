@@ -49,7 +49,8 @@ constexpr double expected_tokens(std::span<const double> a, int g) {
 
 // Seconds of a forward over n positions (1..max_n) after `context` cached positions, measured at a few contexts:
 // seconds[i * max_n + (n - 1)] at contexts[i] (increasing). Linear in the context between measured ones (the
-// attention reads grow linearly), extrapolated from the last two beyond; n beyond max_n from the last two n.
+// attention reads grow linearly), extrapolated from the nearest two beyond (never below half the nearest
+// measurement); n beyond max_n from the last two n.
 struct LatencyTable {
   std::span<const double> contexts;
   std::span<const double> seconds;
@@ -101,14 +102,14 @@ struct Costs {
   ModelCost draft;
   double per_round = 0.0;     // o_round: bookkeeping, truncation, per round (seconds)
   double per_position = 0.0;  // o_pos: verification arithmetic (an argmax over the vocabulary) per verified row
-  double per_token_baseline = 0.0;  // target-only decoding: sampling and bookkeeping per token
   // Overlapped: a forward's time when the other device runs at the same time, over its time alone (>= 1 where the
   // two share cores or a memory bus).
   double target_contended = 1.0;
   double draft_contended = 1.0;
   // Calibration: measured in real rounds and real target-only decoding, run alternately, over what the tables
   // predict for them (a forward inside a pipeline is not always one in a loop of its own, and the machine's
-  // speed drifts between measurements): drafting steps, verifications, target-only decoding steps.
+  // speed drifts between measurements): drafting steps, verifications, target-only decoding steps (their sampling
+  // and bookkeeping included).
   double draft_scale = 1.0, verify_scale = 1.0, baseline_scale = 1.0;
 };
 
@@ -304,7 +305,6 @@ constexpr Prediction predict(const Costs& c, const Trace& trace, const Config& c
     total_rounds += rounds;
     // target-only decoding of the same tokens: the first token comes from the prefill, then gen_len - 1 steps
     for (int j = 1; j < w.gen_len; ++j) base_time += c.baseline_scale * c.target.forward(1, w.prompt_len + j - 1);
-    base_time += w.gen_len * c.per_token_baseline;
   }
   if (total_rounds == 0 || total_time <= 0) return out;
   out.tokens_per_round = total_tokens / total_rounds;

@@ -39,8 +39,8 @@ struct ModelTiming {
   std::string device;  // "cpu" or "gpu" (the --draft-device / --target-device value)
   Table forward;
   Curve prefill;
-  // Target only: overheads of rounds and of target-only decoding on this device (cost::Costs).
-  double per_round = 0.0, per_position = 0.0, per_token_baseline = 0.0;
+  // Target only: overheads of a round on this device (cost::Costs).
+  double per_round = 0.0, per_position = 0.0;
   [[nodiscard]] cost::ModelCost view() const { return {forward.view(), prefill.view()}; }
 };
 
@@ -147,7 +147,7 @@ inline void from_json(const nlohmann::json& j, Curve& c) {
 }
 inline void to_json(nlohmann::json& j, const ModelTiming& t) {
   j = {{"device", t.device}, {"forward", t.forward}, {"prefill", t.prefill}, {"per_round", t.per_round},
-       {"per_position", t.per_position}, {"per_token_baseline", t.per_token_baseline}};
+       {"per_position", t.per_position}};
 }
 inline void from_json(const nlohmann::json& j, ModelTiming& t) {
   j.at("device").get_to(t.device);
@@ -156,7 +156,6 @@ inline void from_json(const nlohmann::json& j, ModelTiming& t) {
   j.at("prefill").get_to(t.prefill);
   t.per_round = j.value("per_round", 0.0);
   t.per_position = j.value("per_position", 0.0);
-  t.per_token_baseline = j.value("per_token_baseline", 0.0);
 }
 inline void to_json(nlohmann::json& j, const DrafterProfile& d) {
   std::vector<double> by_pos;
@@ -275,7 +274,7 @@ inline cost::Costs costs_for(const Profile& p, const DrafterProfile& d, const st
   const ModelTiming* dt = d.on(draft_device);
   ES_CHECK(dt != nullptr, "the profile has no timings of drafter '", d.label, "' on ", draft_device,
            " (profile with --draft-device ", draft_device, ")");
-  cost::Costs c{t->view(), dt->view(), t->per_round, t->per_position, t->per_token_baseline, 1.0, 1.0};
+  cost::Costs c{t->view(), dt->view(), t->per_round, t->per_position, 1.0, 1.0};
   // The scales of this placement's own calibration; else the drafting scale of a placement with the same draft
   // device and the target's scales of one with the same target device.
   bool draft_set = false, target_set = false;
