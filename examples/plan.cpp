@@ -55,7 +55,8 @@ constexpr const char* kUsage = R"(usage: edgespec-plan --profile profile.json [o
 // One configuration: a drafter in a placement with a draft-length policy and a schedule.
 struct Candidate {
   int drafter = 0;
-  std::string draft_device = "cpu", target_device = "cpu";
+  std::string draft_device = "cpu";
+  planning::TargetPlacement target;  // a device, or split across both (--target-split K)
   cost::Config cfg;
   double forced = -1.0;  // >= 0: forced acceptance (edgespec-generate --forced-acceptance)
   cost::Prediction pred;
@@ -67,9 +68,21 @@ std::string number(double x, int digits = 3) {
   return s.str();
 }
 
+// "target on cpu", "target layers [0, 15) on cpu, the rest on gpu", "target on cpu, classifier on gpu"
+std::string target_place(const Profile& p, const planning::TargetPlacement& t) {
+  if (!t.split()) return "target on " + t.device;
+  if (t.cut == p.n_layers) return "target on " + t.device + ", classifier on " + t.other();
+  return "target layers [0, " + std::to_string(t.cut) + ") on " + t.device + ", the rest on " + t.other();
+}
+
+// The edgespec-generate flags of a target placement.
+std::string target_flags(const planning::TargetPlacement& t) {
+  return "--target-device " + t.device + (t.split() ? " --target-split " + std::to_string(t.cut) : "");
+}
+
 std::string describe(const Profile& p, const Candidate& c) {
   const DrafterProfile& d = p.drafters[static_cast<std::size_t>(c.drafter)];
-  std::string s = d.label + " on " + c.draft_device + ", target on " + c.target_device + ", ";
+  std::string s = d.label + " on " + c.draft_device + ", " + target_place(p, c.target) + ", ";
   s += c.cfg.adaptive() ? "adaptive " + std::to_string(c.cfg.adaptive_min) + ":" + std::to_string(c.cfg.adaptive_max)
                         : "g " + std::to_string(c.cfg.draft_len);
   if (c.cfg.early_stop > 0) s += ", early stop " + number(c.cfg.early_stop, 2);
@@ -84,7 +97,7 @@ std::string config_flags(const Profile& p, const Candidate& c) {
   s += c.cfg.adaptive() ? " --adaptive " + std::to_string(c.cfg.adaptive_min) + ":" + std::to_string(c.cfg.adaptive_max)
                         : " --draft-len " + std::to_string(c.cfg.draft_len);
   if (c.cfg.early_stop > 0) s += " --early-stop " + number(c.cfg.early_stop, 2);
-  s += " --draft-device " + c.draft_device + " --target-device " + c.target_device;
+  s += " --draft-device " + c.draft_device + " " + target_flags(c.target);
   if (c.cfg.overlapped) s += " --schedule overlapped";
   if (c.forced >= 0) s += " --forced-acceptance " + number(c.forced, 3);
   return s;
@@ -106,7 +119,10 @@ std::string pipeline_type(const Profile& p, const Candidate& c) {
     draft += "edgespec::SkipLayers<" + layers + ">, ";
   }
   draft += std::string(place(c.draft_device)) + ">";
-  std::string t = "edgespec::Pipeline<" + draft + ", edgespec::Target<" + place(c.target_device) + ">, ";
+  const std::string target_place = c.target.split() ? std::string("edgespec::Split<") + place(c.target.device) + ", " +
+                                                         place(c.target.other()) + ">"
+                                                   : place(c.target.device);
+  std::string t = "edgespec::Pipeline<" + draft + ", edgespec::Target<" + target_place + ">, ";
   t += c.cfg.adaptive() ? "edgespec::AdaptiveDraftLen<" + std::to_string(c.cfg.adaptive_min) + ", " +
                               std::to_string(c.cfg.adaptive_max) + ">"
                         : "edgespec::DraftLen<" + std::to_string(c.cfg.draft_len) + ">";
@@ -123,7 +139,8 @@ cost::Trace trace_of(const DrafterProfile& d, double forced) {
 
 void predict(const Profile& p, Candidate& c, const cost::Workload& w) {
   const DrafterProfile& d = p.drafters[static_cast<std::size_t>(c.drafter)];
-  const cost::Costs costs = planning::costs_for(p, d, c.draft_device, c.target_device, c.cfg.overlapped);
+  const planning::ModelTiming target = planning::target_timing(p, c.target);
+  const cost::Costs costs = planning::costs_for(p, d, c.draft_device, target, c.target.device, c.cfg.overlapped);
   ES_CHECK(c.forced >= 0 || !d.accepted.empty(), "drafter '", d.label, "' was profiled without acceptance "
            "(--no-acceptance): predict with --forced-acceptance A");
   c.pred = cost::predict(costs, trace_of(d, c.forced), c.cfg, w);
@@ -131,22 +148,29 @@ void predict(const Profile& p, Candidate& c, const cost::Workload& w) {
 
 // Every configuration the profile can predict: each drafter on each of its devices with the target on each of
 // its, fixed g in 1..G-1, adaptive ranges, early stop thresholds, and the overlapped schedule where the two
-// devices differ.
+// devices differ; where the profile measured the split target, the target split from each device at the middle
+// layer and before the classifier (a split's time is linear in the cut, cost::split_seconds, so the best cut is
+// one of the ends: the classifier alone on the other device, or the whole target there).
 std::vector<Candidate> enumerate(const Profile& p, const cost::Workload& w, double forced) {
   std::vector<Candidate> out;
   for (std::size_t i = 0; i < p.drafters.size(); ++i) {
     const DrafterProfile& d = p.drafters[i];
       if (forced < 0 && d.accepted.empty()) continue;  // profiled without acceptance
     const int max_g = forced >= 0 ? kMaxDraftLen : std::min(kMaxDraftLen, d.draft_len - 1);
+    std::vector<planning::TargetPlacement> places;
+    for (const planning::ModelTiming& tt : p.target) places.push_back({tt.device, -1});
+    for (const planning::SplitTiming& st : p.splits)
+      for (const int cut : {p.n_layers / 2, p.n_layers}) places.push_back({st.first, cut});
     for (const planning::ModelTiming& dt : d.timings)
-      for (const planning::ModelTiming& tt : p.target)
+      for (const planning::TargetPlacement& tp : places)
         for (const bool overlapped : {false, true}) {
-          if (overlapped && (dt.device == tt.device || !p.contention_for(d.label, dt.device, tt.device))) continue;
+          if (overlapped && (tp.split() || dt.device == tp.device || !p.contention_for(d.label, dt.device, tp.device)))
+            continue;
           Candidate base;
           base.forced = forced;
           base.drafter = static_cast<int>(i);
           base.draft_device = dt.device;
-          base.target_device = tt.device;
+          base.target = tp;
           base.cfg.overlapped = overlapped;
           for (int g = 1; g <= max_g; ++g)
             for (const double es : {0.0, 0.2, 0.4, 0.6, 0.8}) {
@@ -175,7 +199,6 @@ Candidate from_flags(const Profile& p, const cli::Args& g, double forced) {
   const int drafters = int(g.has("draft")) + int(g.has("draft-quant")) + int(g.has("draft-skip"));
   ES_CHECK(drafters == 1, "--predict needs exactly one drafter flag (--draft, --draft-quant or --draft-skip)");
   ES_CHECK(!g.has("draft-ngram"), "the cost model does not cover --draft-ngram");
-  ES_CHECK(!g.has("target-split") && !g.has("lm-head-device"), "the cost model does not cover split targets yet");
   if (g.has("threads"))
     ES_CHECK(g.num<int>("threads", 0, 1, 1024) == p.threads, "--threads ", g.str("threads"), ": the profile was made "
              "with ", p.threads, " threads (profile again with that count)");
@@ -203,7 +226,17 @@ Candidate from_flags(const Profile& p, const cli::Args& g, double forced) {
            ")");
   c.drafter = found;
   c.draft_device = g.str("draft-device", "cpu");
-  c.target_device = g.str("target-device", "cpu");
+  c.target.device = g.str("target-device", "cpu");
+  ES_CHECK(c.target.device == "cpu" || c.target.device == "gpu", "--target-device ", c.target.device,
+           ": cpu or gpu");
+  if (g.has("target-split")) c.target.cut = g.num<int>("target-split", 0, 0, p.n_layers);
+  if (g.has("lm-head-device")) {  // as edgespec-generate reads it
+    const std::string head = g.str("lm-head-device");
+    ES_CHECK(head == "cpu" || head == "gpu", "--lm-head-device ", head, ": cpu or gpu");
+    ES_CHECK(!c.target.split() || head != c.target.device, "--target-split K already puts the classifier on the "
+             "other device; --lm-head-device must name that device or be left out");
+    if (!c.target.split() && head != c.target.device) c.target.cut = p.n_layers;
+  }
   if (g.has("adaptive")) {
     const std::string a = g.str("adaptive");
     const auto colon = a.find(':');
@@ -216,6 +249,8 @@ Candidate from_flags(const Profile& p, const cli::Args& g, double forced) {
   }
   c.cfg.early_stop = g.num<double>("early-stop", 0.0, 0.0, 0.99);
   c.cfg.overlapped = g.str("schedule", "sequential") == "overlapped";
+  ES_CHECK(!c.cfg.overlapped || !c.target.split(), "--schedule overlapped with a split target: the target uses both "
+           "devices (edgespec-generate refuses it too)");
   c.forced = g.num<double>("forced-acceptance", forced, 0.0, 1.0);
   const DrafterProfile& d = p.drafters[static_cast<std::size_t>(found)];
   const int max_g = c.cfg.adaptive() ? c.cfg.adaptive_max : c.cfg.draft_len;
@@ -277,6 +312,8 @@ std::string emit_header(const Profile& p, const std::string& profile_path, const
     << "inline constexpr std::string_view drafter_spec = \"" << d.spec << "\";\n"
     << "inline constexpr std::string_view target_file = \"" << p.target_file << "\";\n"
     << "inline constexpr int threads = " << p.threads << ";\n"
+    << "// Target<Split<...>>: layers [0, target_split) on the first placement (PipelineOptions::target_split); -1: none\n"
+    << "inline constexpr int target_split = " << c.target.cut << ";\n"
     << "inline constexpr double predicted_speedup = " << std::setprecision(6) << c.pred.speedup << ";\n"
     << "inline constexpr double predicted_tokens_per_second = " << c.pred.tokens_per_second << ";\n\n"
     << "}  // namespace edgespec::plan\n";
@@ -436,18 +473,18 @@ int main(int argc, char** argv) {
       const int reps = args.num<int>("validate-reps", 2, 1, 100);
       // Interleaved: for each prompt (and repetition) the baseline of each target device, then every
       // configuration, so that a slow spell of the machine weighs on both sides of each ratio alike.
-      std::map<std::string, double> baseline;  // decode seconds per target device
+      std::map<planning::TargetPlacement, double> baseline;  // decode seconds per target placement
       std::vector<double> spec(chosen.size(), 0.0);
       double prompt_tokens = 0;
       cli::Progress progress(static_cast<double>(reps * prompts.size() * (chosen.size() + 1)));
       for (int r = 0; r < reps; ++r)
         for (const std::string& pr : prompts) {
           const std::vector<std::string> one{pr};
-          std::set<std::string> devices;
-          for (const Candidate& c : chosen) devices.insert(c.target_device);
-          for (const std::string& dev : devices) {
-            progress.step("baseline on " + dev, 0);
-            const auto [secs, ptoks] = measure(p, one, w.gen_len, "--target-device " + dev);
+          std::set<planning::TargetPlacement> devices;
+          for (const Candidate& c : chosen) devices.insert(c.target);
+          for (const planning::TargetPlacement& dev : devices) {
+            progress.step("baseline, " + target_place(p, dev), 0);
+            const auto [secs, ptoks] = measure(p, one, w.gen_len, target_flags(dev));
             baseline[dev] += secs;
             if (dev == *devices.begin()) prompt_tokens += ptoks;
           }
@@ -464,7 +501,7 @@ int main(int argc, char** argv) {
       for (std::size_t i = 0; i < chosen.size(); ++i) {
         Candidate c = chosen[i];
         predict(p, c, vw);
-        const double measured = baseline[c.target_device] / spec[i];
+        const double measured = baseline[c.target] / spec[i];
         err += std::abs(c.pred.speedup - measured) / measured;
         validation["configs"].push_back({{"config", describe(p, c)}, {"flags", flags(p, c)},
                                          {"predicted_speedup", c.pred.speedup}, {"measured_speedup", measured}});

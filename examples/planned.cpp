@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
     ThreadPool pool(plan::threads);
     PipelineOptions po;
     po.max_seq = static_cast<int>(prompt.size()) + n + kMaxDraftLen + 1;
+    po.target_split = plan::target_split;  // a Target<Split<...>>'s cut; -1 otherwise
     std::unique_ptr<plan::Pipeline> pipeline;
     if constexpr (plan::Pipeline::self_speculative) {
       pipeline = std::make_unique<plan::Pipeline>(target, pool, po);

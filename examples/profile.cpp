@@ -4,7 +4,8 @@
 //                    [--prompts FILE] [--target-device cpu|gpu]... [--draft-device cpu|gpu]... -o profile.json
 //
 // For the target on each --target-device: forwards over n = 1..16 positions at several contexts, prefill of
-// short inputs, the overheads of a round and of target-only decoding. For each drafter on each --draft-device:
+// short inputs, the overheads of a round and of target-only decoding; with both devices, the target split across
+// them at both ends of the cut (the hand-over included). For each drafter on each --draft-device:
 // its drafting steps (n = 1, 2) and prefill. For each drafter: its acceptance on the prompt set, round by round
 // (accepted of G, the draft's top probability per position). For draft and target on different devices: the
 // slowdown of each while the other runs (the overlapped schedule). With --search-skip K: the Pareto front of
@@ -45,7 +46,9 @@ constexpr const char* kUsage = R"(usage: edgespec-profile --target FILE [--token
                         target's own continuations), keep the Pareto front of acceptance against cost, and
                         profile its K best members (by acceptance per cost) as drafters too
   --search-depth D      the search skips at most D layers (default 6; each step tries every remaining layer)
-  --target-device D     where the target is measured: cpu (default) and/or gpu (the OpenCL device); repeat
+  --target-device D     where the target is measured: cpu (default) and/or gpu (the OpenCL device); repeat.
+                        With both, the target split across them is measured too (at K = 0 and K = n_layers,
+                        from each device to the other), so that any --target-split K can be predicted
   --draft-device D      where the drafters are measured; repeat (default: the target devices)
   --threads N           CPU threads (default: all cores); the profile holds for this count only
   --prompts FILE        one prompt per line (default: the shipped examples/prompts/profile.txt)
@@ -91,7 +94,7 @@ struct Settings {
 // forward over n = 1..max_n after each context (median of reps), and prefill of short inputs.
 template <class Model>
 ModelTiming measure(Model& m, const std::string& device, int max_n, const Settings& s,
-                    const std::vector<std::int32_t>& ids, Logits rows) {
+                    const std::vector<std::int32_t>& ids, Logits rows, bool prefill = true) {
   ModelTiming t;
   t.device = device;
   t.forward.contexts = s.contexts;
@@ -114,6 +117,7 @@ ModelTiming measure(Model& m, const std::string& device, int max_n, const Settin
     for (auto& v : runs) t.forward.seconds.push_back(median(v));
   }
   for (const double len : s.prefill_lens) {
+    if (!prefill) break;
     std::vector<double> runs;
     for (int r = 0; r < std::max(1, s.reps / 2); ++r) {
       m.reset();
@@ -139,6 +143,24 @@ void with_model(const std::string& device, std::shared_ptr<const LlamaWeights> w
       throw_error("this build has no OpenCL: cannot profile on gpu");
     }
   });
+}
+
+// Calls f(model) with the target split across the two devices: layers [0, cut) on `first`, the rest and the
+// classifier on the other.
+template <class F>
+void with_split(const std::string& first, std::shared_ptr<const LlamaWeights> w, ThreadPool& pool, int ctx, int cut,
+                F&& f) {
+#if defined(EDGESPEC_HAS_OPENCL)
+  auto run = [&]<class P>(P) {
+    PlacedModel<AnyLlama, P> m(w, pool, ctx, KvType::F16, SplitPoint{cut});
+    f(m);
+  };
+  if (first == "gpu") run(Split<OnGPU, OnCPU>{});
+  else run(Split<OnCPU, OnGPU>{});
+#else
+  (void)first, (void)w, (void)pool, (void)ctx, (void)cut, (void)f;
+  throw_error("this build has no OpenCL: cannot profile a split target");
+#endif
 }
 
 std::string skip_label(const std::vector<int>& layers) {
@@ -276,7 +298,10 @@ int main(int argc, char** argv) {
 
     // ---- the work, for the estimate of the time left (units ~ target forwards) ----
     const double table_work = static_cast<double>(s.contexts.size()) * 16 * s.reps;
-    const double total = static_cast<double>(target_devices.size()) * table_work +
+    // the target on cpu and gpu: the split target too, from each to the other
+    const bool both = std::find(target_devices.begin(), target_devices.end(), "cpu") != target_devices.end() &&
+                      std::find(target_devices.begin(), target_devices.end(), "gpu") != target_devices.end();
+    const double total = static_cast<double>(target_devices.size() + (both ? 4 : 0)) * table_work +
                          static_cast<double>(drafters.size()) *
                              (draft_devices.size() * s.contexts.size() * 2 * s.reps + prompts.size() * gen_len +
                               target_devices.size() * draft_devices.size() * 40);
@@ -291,6 +316,27 @@ int main(int argc, char** argv) {
         prof.target.push_back(std::move(t));
       });
     }
+    // ---- the target split across the two devices, at both ends of the cut (cost::split_seconds) ----
+    if (both)
+      for (const std::string& first : target_devices) {
+        planning::SplitTiming st;
+        st.first = first;
+        st.second = first == "cpu" ? "gpu" : "cpu";
+        for (const int cut : {0, target->config.n_layers}) {
+          const std::string what = "target split " + first + " [0, " + std::to_string(cut) + ") + " + st.second;
+          with_split(first, target, pool, max_ctx, cut, [&](auto& m) {
+            progress.step(what, 0);
+            (cut == 0 ? st.at_0 : st.at_all) = measure(m, first, kMaxDraftLen, s, ids, Logits::All, false).forward;
+            progress.step(what, table_work);
+          });
+        }
+        const cost::LatencyTable alone = prof.target_on(st.second)->forward.view();
+        for (int n = 1; n <= kMaxDraftLen; ++n) {
+          st.handover.n.push_back(n);
+          st.handover.seconds.push_back(st.at_0.view().at(0, n) - alone.at(0, n));
+        }
+        prof.splits.push_back(std::move(st));
+      }
 
     // ---- each drafter: timings per device, acceptance, contention ----
     for (const DrafterSpec& d : drafters) {
@@ -315,7 +361,8 @@ int main(int argc, char** argv) {
       // before each prompt, target-only decoding of it. Both calibrate the tables (cost::Costs' scales): what
       // the rounds' drafting and verification and the target-only steps took over what the tables predict.
       double rest = 0, sample = 0, verified_rows = 0, rounds = 0;
-      auto run_pair = [&](const std::string& cdraft, const std::string& ctarget, bool acceptance) {
+      // first: the placement budgeted for every prompt (the estimate above); the others for two prompts each
+      auto run_pair = [&](const std::string& cdraft, const std::string& ctarget, bool acceptance, bool first) {
         std::vector<std::string> argv_s = {"edgespec-profile", "--draft-len", std::to_string(G), "--threads",
                                            std::to_string(threads), "--draft-device", cdraft, "--target-device",
                                            ctarget};
@@ -338,6 +385,7 @@ int main(int argc, char** argv) {
         double draft_real = 0, draft_table = 0, verify_real = 0, verify_table = 0, base_real = 0, base_table = 0;
         with_model(ctarget, target, pool, max_ctx, {}, [&](auto& base_model) {
           const std::size_t runs = no_acceptance ? std::min<std::size_t>(2, prompts.size()) : prompts.size();
+          const std::size_t budgeted = first ? prompts.size() : 2;
           for (std::size_t pi = 0; pi < runs; ++pi) {  // without acceptance, two prompts are enough for the overheads
             const auto& p = prompts[pi];
             const int n = gen_len;
@@ -367,7 +415,8 @@ int main(int argc, char** argv) {
             rounds += r.stats.rounds;
             progress.step(d.label + ": acceptance", per_prompt + gen_len);
           }
-          progress.step(d.label + ": acceptance", (per_prompt + gen_len) * static_cast<double>(prompts.size() - runs));
+          if (budgeted > runs)
+            progress.step(d.label + ": acceptance", (per_prompt + gen_len) * static_cast<double>(budgeted - runs));
         });
         dp.calibration.push_back({cdraft, ctarget, draft_real / draft_table, verify_real / verify_table,
                                   base_real / base_table});
@@ -375,7 +424,7 @@ int main(int argc, char** argv) {
       // The first placement given records the acceptance too; then one more placement for each device not yet
       // calibrated in its role (draft or target), placements on two devices first.
       dp.draft_len = args.has("no-acceptance") ? 0 : G;
-      run_pair(draft_devices.front(), target_devices.front(), !args.has("no-acceptance"));
+      run_pair(draft_devices.front(), target_devices.front(), !args.has("no-acceptance"), true);
       for (const bool apart : {true, false})
         for (const std::string& dd : draft_devices)
           for (const std::string& td : target_devices) {
@@ -385,7 +434,7 @@ int main(int argc, char** argv) {
               draft_known |= c.draft_device == dd;
               target_known |= c.target_device == td;
             }
-            if (!draft_known || !target_known) run_pair(dd, td, false);
+            if (!draft_known || !target_known) run_pair(dd, td, false, false);
           }
       // Round overheads, measured in the first drafter's runs; the same host work follows any verification.
       if (&d == &drafters.front())

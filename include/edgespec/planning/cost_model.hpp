@@ -91,6 +91,16 @@ struct PrefillCurve {
   }
 };
 
+// A target split across two devices (SplitModel: layers [0, K) on the first, layers [K, L) and the classifier on
+// the second, the (n, dim) hidden states handed over at the cut). Its layers are alike, so a forward's time is
+// linear in K between the two measured ends:
+//   T(n, c; K) = T(n, c; 0) + K / L (T(n, c; L) - T(n, c; 0))
+// K = 0: the embedding alone on the first device; K = L: the classifier alone on the second. Both ends pay the
+// hand-over, so every K does.
+constexpr double split_seconds(double at_0, double at_all, int cut, int n_layers) {
+  return n_layers <= 0 ? at_0 : at_0 + static_cast<double>(cut) / n_layers * (at_all - at_0);
+}
+
 struct ModelCost {
   LatencyTable forward;  // target: n = 1..16 (verification); draft: n = 1, 2 (a drafting step)
   PrefillCurve prefill;

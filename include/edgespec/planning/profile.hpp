@@ -6,9 +6,11 @@
 //   profile.drafters[i]           kind + spec (as the edgespec-generate flag takes it), per-device tables (n = 1, 2),
 //                                 the profiled rounds (acceptance at draft length G, top probabilities)
 //   profile.contention[...]       slowdown of each side when draft and target run at once on two devices
+//   profile.splits[...]           the target split across the two devices, measured at both ends (K = 0, K = L)
 #pragma once
 
 #include <algorithm>
+#include <compare>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -93,6 +95,16 @@ struct Contention {
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Contention, drafter, draft_device, target_device, target, draft)
 
+// The target split across two devices (SplitModel), its forward measured at the two ends of the cut: K = 0 (the
+// embedding alone on `first`) and K = n_layers (the classifier alone on `second`); any K in between is
+// cost::split_seconds of the two. handover: what the cut adds to a forward over n positions at the first context
+// (the hidden states' trip from `first` through the host to `second`): at_0 minus the target alone on `second`.
+struct SplitTiming {
+  std::string first, second;
+  Table at_0, at_all;
+  Curve handover;
+};
+
 // One evaluated skip set of the search (skip_search.hpp): acceptance proxy against cost proxy.
 struct SkipPoint {
   std::vector<int> layers;
@@ -111,7 +123,13 @@ struct Profile {
   std::vector<DrafterProfile> drafters;
   std::vector<Contention> contention;
   std::vector<SkipPoint> skip_search;
+  std::vector<SplitTiming> splits;
 
+  [[nodiscard]] const SplitTiming* split_from(const std::string& first) const {
+    for (const SplitTiming& t : splits)
+      if (t.first == first) return &t;
+    return nullptr;
+  }
   [[nodiscard]] const ModelTiming* target_on(const std::string& device) const {
     for (const ModelTiming& t : target)
       if (t.device == device) return &t;
@@ -197,6 +215,20 @@ inline void from_json(const nlohmann::json& j, DrafterProfile& d) {
     for (const double x : {c.draft, c.verify, c.baseline})
       ES_CHECK(x > 0.1 && x < 10, "profile: drafter ", d.label, ": calibration scale ", x, " is implausible");
 }
+inline void to_json(nlohmann::json& j, const SplitTiming& t) {
+  j = {{"first", t.first}, {"second", t.second}, {"at_0", t.at_0}, {"at_all", t.at_all}, {"handover", t.handover}};
+}
+inline void from_json(const nlohmann::json& j, SplitTiming& t) {
+  j.at("first").get_to(t.first);
+  j.at("second").get_to(t.second);
+  ES_CHECK((t.first == "cpu" && t.second == "gpu") || (t.first == "gpu" && t.second == "cpu"),
+           "profile: a split target needs devices cpu and gpu, not '", t.first, "' and '", t.second, "'");
+  j.at("at_0").get_to(t.at_0);
+  j.at("at_all").get_to(t.at_all);
+  ES_CHECK(t.at_0.contexts == t.at_all.contexts && t.at_0.max_n == t.at_all.max_n,
+           "profile: a split target's two ends need the same contexts and n");
+  t.handover = j.value("handover", Curve{});
+}
 inline void to_json(nlohmann::json& j, const SkipPoint& p) {
   j = {{"layers", p.layers}, {"agreement", p.agreement}, {"cost", p.cost}, {"on_front", p.on_front}};
 }
@@ -218,7 +250,8 @@ inline void to_json(nlohmann::json& j, const Profile& p) {
        {"target_timings", p.target},
        {"drafters", p.drafters},
        {"contention", p.contention},
-       {"skip_search", p.skip_search}};
+       {"skip_search", p.skip_search},
+       {"splits", p.splits}};
 }
 inline void from_json(const nlohmann::json& j, Profile& p) {
   ES_CHECK(j.value("format", std::string()) == "edgespec-profile", "not an edgespec profile (no \"format\": "
@@ -243,6 +276,7 @@ inline void from_json(const nlohmann::json& j, Profile& p) {
   j.at("drafters").get_to(p.drafters);
   p.contention = j.value("contention", std::vector<Contention>{});
   p.skip_search = j.value("skip_search", std::vector<SkipPoint>{});
+  p.splits = j.value("splits", std::vector<SplitTiming>{});
 }
 
 inline Profile load_profile(const std::string& path) {
@@ -264,13 +298,48 @@ inline void save_profile(const Profile& p, const std::string& path) {
   ES_CHECK(out.good(), "writing profile '", path, "' failed");
 }
 
-// The cost model's inputs for a drafter on draft_device and the target on target_device (nullptr-free: throws
-// naming what the profile lacks).
+// Where the target runs: on one device, or split (cut >= 0: layers [0, cut) on `device`, the rest and the
+// classifier on the other; cut = n_layers: the classifier alone there).
+struct TargetPlacement {
+  std::string device = "cpu";
+  int cut = -1;
+  [[nodiscard]] bool split() const noexcept { return cut >= 0; }
+  [[nodiscard]] std::string other() const { return device == "cpu" ? "gpu" : "cpu"; }
+  auto operator<=>(const TargetPlacement&) const = default;
+};
+
+// The target's timing in a placement: a device's own, or for a split the table of cost::split_seconds between
+// the measured ends (and the prefill likewise between the two devices' own). Throws naming what is missing.
+inline ModelTiming target_timing(const Profile& p, const TargetPlacement& at) {
+  const ModelTiming* t = p.target_on(at.device);
+  ES_CHECK(t != nullptr, "the profile has no timings of the target on ", at.device, " (profile with --target-device ",
+           at.device, ")");
+  if (!at.split()) return *t;
+  ES_CHECK(at.cut <= p.n_layers, "target split at layer ", at.cut, ": the target has ", p.n_layers, " layers");
+  const SplitTiming* s = p.split_from(at.device);
+  const ModelTiming* o = p.target_on(at.other());
+  ES_CHECK(s != nullptr && o != nullptr, "the profile has no split target from ", at.device, " to ", at.other(),
+           " (profile with --target-device cpu --target-device gpu)");
+  ModelTiming r = *t;
+  r.forward = s->at_0;
+  for (std::size_t i = 0; i < r.forward.seconds.size(); ++i)
+    r.forward.seconds[i] = cost::split_seconds(s->at_0.seconds[i], s->at_all.seconds[i], at.cut, p.n_layers);
+  // prefill: all layers on `other` (K = 0) to all on `device` (K = L), at the lengths both measured
+  r.prefill = {};
+  for (std::size_t i = 0; i < t->prefill.n.size() && i < o->prefill.n.size(); ++i)
+    if (t->prefill.n[i] == o->prefill.n[i]) {
+      r.prefill.n.push_back(t->prefill.n[i]);
+      r.prefill.seconds.push_back(cost::split_seconds(o->prefill.seconds[i], t->prefill.seconds[i], at.cut, p.n_layers));
+    }
+  return r;
+}
+
+// The cost model's inputs for a drafter on draft_device and the target timed by `t` (target_timing; keep it alive
+// while the result is used) on target_device (for a split: its first device, whose calibration it takes).
+// Throws naming what the profile lacks.
 inline cost::Costs costs_for(const Profile& p, const DrafterProfile& d, const std::string& draft_device,
-                             const std::string& target_device, bool overlapped) {
-  const ModelTiming* t = p.target_on(target_device);
-  ES_CHECK(t != nullptr, "the profile has no timings of the target on ", target_device,
-           " (profile with --target-device ", target_device, ")");
+                             const ModelTiming& target, const std::string& target_device, bool overlapped) {
+  const ModelTiming* t = &target;
   const ModelTiming* dt = d.on(draft_device);
   ES_CHECK(dt != nullptr, "the profile has no timings of drafter '", d.label, "' on ", draft_device,
            " (profile with --draft-device ", draft_device, ")");
