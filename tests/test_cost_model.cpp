@@ -184,3 +184,12 @@ TEST_CASE("predictions are constant expressions", "[cost]") {
   STATIC_REQUIRE(s > 1.9 && s < 2.1);  // 0.99 s / 0.487 s
   CHECK(s == Approx(0.99 / (25 * 0.013 + 0.006 + 24 * 0.0065)));
 }
+
+TEST_CASE("a split target's time is linear in the cut between its measured ends", "[cost]") {
+  // 30 layers; K = 0: 12 ms (all layers on the second device), K = 30: 6 ms (all but the classifier on the first)
+  STATIC_REQUIRE(cost::split_seconds(0.012, 0.006, 0, 30) == 0.012);
+  STATIC_REQUIRE(cost::split_seconds(0.012, 0.006, 30, 30) == 0.006);
+  CHECK(cost::split_seconds(0.012, 0.006, 10, 30) == Approx(0.010));  // 12 - 10/30 * 6
+  CHECK(cost::split_seconds(0.012, 0.006, 15, 30) == Approx(0.009));
+  CHECK(cost::split_seconds(0.004, 0.004, 7, 30) == Approx(0.004));   // devices alike: the cut costs nothing extra
+}

@@ -2,6 +2,8 @@
 """edgespec-profile and edgespec-plan as processes, on the stories260K/llama2xs pair (tests/CMakeLists.txt).
 
   plan_e2e.py cli      profile -> rank, --json, --predict, --validate --json, --svg, and every bad input
+  plan_e2e.py split    profile on cpu and gpu (PoCL) -> the split target's two ends and hand-over in the profile,
+                       predictions linear in the cut, split configurations validated against real runs, errors
   plan_e2e.py header   profile -> --emit-header -> a CMake build of examples/planned.cpp with that header ->
                        its output equals target-only greedy decoding (edgespec-generate), token for token
 
@@ -114,6 +116,8 @@ def check_cli(tmp):
     fails_with(plan + ["--draft-quant", "q8_0", "--temp", "0.8"], "measured acceptance at temperature 0")
     fails_with(plan + ["--draft-quant", "q8_0", "--draft-device", "gpu"], "no timings of drafter")
     fails_with(plan + ["--draft-ngram", "3"], "exactly one drafter flag")
+    fails_with(plan + ["--draft-quant", "q8_0", "--target-split", "2"], "no split target from cpu to gpu")
+    fails_with(plan + ["--draft-quant", "q8_0", "--lm-head-device", "gpu"], "no split target from cpu to gpu")
     fails_with([tool("edgespec-plan"), "--profile", out, "--predict"], "flags after '--'")
     bad = os.path.join(tmp, "bad.json")
     with open(bad, "w") as f:
@@ -130,6 +134,52 @@ def check_cli(tmp):
     fails_with([tool("edgespec-generate"), "--model", TARGET, "--prompt", "x", "--draft-quant", "q8_0",
                 "--forced-acceptance", "1.5"], "out of range")
     print("cli: profile, rank, predict, validate, svg and errors OK")
+
+
+def check_split(tmp):
+    out, prompts = profile(tmp, ["--target-device", "cpu", "--target-device", "gpu", "--draft-device", "cpu"])
+    prof = json.load(open(out))
+    layers = prof["target"]["n_layers"]
+    assert sorted((s["first"], s["second"]) for s in prof["splits"]) == [("cpu", "gpu"), ("gpu", "cpu")], prof["splits"]
+    for s in prof["splits"]:
+        assert len(s["at_0"]["seconds"]) == len(s["at_all"]["seconds"]) == 2 * 16, s
+        assert all(t > 0 for t in s["at_0"]["seconds"] + s["at_all"]["seconds"]), s
+        assert s["handover"]["n"] == list(range(1, 17)), s["handover"]
+
+    # the baseline's time per token is linear in the cut: T(K) = T(0) + K / L (T(L) - T(0))
+    plan = [tool("edgespec-plan"), "--profile", out, "--predict", "--", "--draft-quant", "q8_0", "--draft-len", "3"]
+    def per_token(*flags):
+        p = json.loads(run(*plan, *flags).stdout)
+        return 1.0 / p["predicted_baseline_tokens_per_second"], p
+    for first in ("cpu", "gpu"):
+        t0, _ = per_token("--target-device", first, "--target-split", "0")
+        tl, whole = per_token("--target-device", first, "--target-split", str(layers))
+        tk, mid = per_token("--target-device", first, "--target-split", "2")
+        expect = t0 + 2 / layers * (tl - t0)
+        assert abs(tk - expect) <= 1e-9 * expect, (first, t0, tk, tl, expect)
+        other = "gpu" if first == "cpu" else "cpu"
+        _, head = per_token("--target-device", first, "--lm-head-device", other)
+        assert head["predicted_speedup"] == whole["predicted_speedup"], (head, whole)  # the same placement
+        assert f"edgespec::Split<edgespec::On{first.upper()}, edgespec::On{other.upper()}>" in mid["pipeline"], mid
+        assert f"--target-device {first} --target-split 2" in mid["flags"], mid["flags"]
+    fails_with(plan + ["--target-split", "2", "--schedule", "overlapped", "--draft-device", "gpu"],
+               "split target")
+    fails_with(plan + ["--target-split", str(layers + 1)], "out of range")
+    fails_with(plan + ["--target-split", "2", "--lm-head-device", "cpu"], "--lm-head-device must name that device")
+
+    # validation runs split configurations and their own split baselines for real
+    flags = os.path.join(tmp, "split.flags")
+    with open(flags, "w") as f:
+        f.write(f"--draft-quant q8_0 --draft-len 2 --target-split 2\n"
+                f"--draft-quant q8_0 --draft-len 2 --target-device gpu --lm-head-device cpu\n")
+    val = json.loads(run(tool("edgespec-plan"), "--profile", out, "--validate", "--validate-flags", flags,
+                         "--validate-reps", "1", "--prompts", prompts, "--gen-len", "16", "--json").stdout)
+    assert [c["config"] for c in val["configs"]] == [
+        "target as Q8_0 on cpu, target layers [0, 2) on cpu, the rest on gpu, g 2",
+        "target as Q8_0 on cpu, target on gpu, classifier on cpu, g 2"], val
+    for c in val["configs"]:
+        assert c["predicted_speedup"] > 0 and c["measured_speedup"] > 0, c
+    print("split: the split target profiled, predicted linear in the cut, validated, errors OK")
 
 
 def check_header(tmp):
@@ -157,7 +207,13 @@ def main():
         return 77
     part = sys.argv[1] if len(sys.argv) > 1 else "cli"
     with tempfile.TemporaryDirectory(prefix="edgespec-plan-") as tmp:
-        {"cli": check_cli, "header": check_header}[part](tmp)
+        if part == "split":
+            probe = run(tool("edgespec-generate"), "--model", TARGET, "--prompt", "x", "-n", "1", "--target-device",
+                        "gpu", ok=False)
+            if probe.returncode != 0:
+                print("skipped: no OpenCL device (edgespec-generate --target-device gpu:", probe.stderr.strip(), ")")
+                return 77
+        {"cli": check_cli, "split": check_split, "header": check_header}[part](tmp)
     return 0
 
 
