@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <atomic>
 #include <future>
+#include <map>
 #include <iostream>
 #include <numeric>
 #include <thread>
@@ -57,10 +58,12 @@ constexpr const char* kUsage = R"(usage: edgespec-profile --target FILE [--token
   --contexts C,...      contexts of the latency tables (default 0,128,512)
   --reps N              repetitions per timing, the median is kept (default 7)
   --temp T              sampling temperature of the acceptance runs (default 0: greedy)
-  --no-acceptance       skip the acceptance runs (two prompts still calibrate and measure the overheads): for
+  --no-acceptance       skip the acceptance (the prompts still run, to calibrate and measure the overheads): for
                         synthetic models, whose drafts are never right; predict with --forced-acceptance A
   -o FILE               the profile (JSON, docs/cost-model.md#profile-format)
 )";
+
+double minimum(const std::vector<double>& v) { return v.empty() ? 0.0 : *std::min_element(v.begin(), v.end()); }
 
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
@@ -91,7 +94,7 @@ struct Settings {
   int reps = 7;
 };
 
-// forward over n = 1..max_n after each context (median of reps), and prefill of short inputs.
+// forward over n = 1..max_n after each context (the fastest of reps), and prefill of short inputs (median).
 template <class Model>
 ModelTiming measure(Model& m, const std::string& device, int max_n, const Settings& s,
                     const std::vector<std::int32_t>& ids, Logits rows, bool prefill = true) {
@@ -101,21 +104,31 @@ ModelTiming measure(Model& m, const std::string& device, int max_n, const Settin
   t.forward.max_n = max_n;
   m.reset();
   m.forward(std::span<const std::int32_t>(ids.data(), 4));  // warm up (device programs, caches)
-  // Passes over n = 1..max_n, the median of each n over the passes: a slow spell of the machine (another
-  // process, frequency) touches every n alike instead of a few.
-  for (const double c : s.contexts) {
+  // Passes over every context and n = 1..max_n (the cache extended from one context to the next, reset after
+  // each pass); each entry keeps the fastest of its passes. A shared machine has slow spells of seconds
+  // (another tenant's memory traffic made every forward here up to 45% slower, in blocks); a median mixes spells
+  // into some entries and not others, and passes that measure one context after another put a whole context
+  // in one spell: both distort the ratios the speedup depends on (verifying n against decoding one, context
+  // against context). The fastest is each entry in the same, undisturbed state; the profile's calibration
+  // measures what real runs add to it.
+  const std::size_t nc = s.contexts.size(), mn = static_cast<std::size_t>(max_n);
+  std::vector<std::vector<double>> runs(nc * mn);
+  for (int r = 0; r < s.reps; ++r) {
     m.reset();
-    const int ctx = static_cast<int>(c);
-    if (ctx > 0) m.forward(std::span<const std::int32_t>(ids.data(), static_cast<std::size_t>(ctx)));
-    std::vector<std::vector<double>> runs(static_cast<std::size_t>(max_n));
-    for (int r = 0; r < s.reps; ++r)
+    int filled = 0;
+    for (std::size_t ci = 0; ci < nc; ++ci) {
+      const int ctx = static_cast<int>(s.contexts[ci]);
+      if (ctx > filled)
+        m.forward(std::span<const std::int32_t>(ids.data() + filled, static_cast<std::size_t>(ctx - filled)));
+      filled = ctx;
       for (int n = 1; n <= max_n; ++n) {
-        runs[static_cast<std::size_t>(n - 1)].push_back(
+        runs[ci * mn + static_cast<std::size_t>(n - 1)].push_back(
             time_it([&] { m.forward(std::span<const std::int32_t>(ids.data() + ctx, std::size_t(n)), rows); }));
         m.truncate(ctx);
       }
-    for (auto& v : runs) t.forward.seconds.push_back(median(v));
+    }
   }
+  for (const auto& v : runs) t.forward.seconds.push_back(minimum(v));
   for (const double len : s.prefill_lens) {
     if (!prefill) break;
     std::vector<double> runs;
@@ -339,6 +352,7 @@ int main(int argc, char** argv) {
       }
 
     // ---- each drafter: timings per device, acceptance, contention ----
+    std::map<std::string, std::vector<double>> baseline_scales;  // per target device, every calibration prompt
     for (const DrafterSpec& d : drafters) {
       DrafterProfile dp;
       dp.kind = d.kind;
@@ -360,6 +374,9 @@ int main(int argc, char** argv) {
       // Acceptance: the real pipeline at draft length G in the first placement given, every round recorded;
       // before each prompt, target-only decoding of it. Both calibrate the tables (cost::Costs' scales): what
       // the rounds' drafting and verification and the target-only steps took over what the tables predict.
+      // Per prompt, so that a slow spell of the machine weighs on one prompt's ratios, not on the result: each
+      // scale is the median of its per-prompt ratios; target-only decoding is the target's alone, so its scale
+      // pools every drafter's runs on that target device (below, after the last drafter).
       double rest = 0, sample = 0, verified_rows = 0, rounds = 0;
       // first: the placement budgeted for every prompt (the estimate above); the others for two prompts each
       auto run_pair = [&](const std::string& cdraft, const std::string& ctarget, bool acceptance, bool first) {
@@ -382,11 +399,12 @@ int main(int argc, char** argv) {
         const bool no_acceptance = !acceptance;
         const cost::LatencyTable ttab = prof.target_on(ctarget)->forward.view();
         const cost::LatencyTable dtab = dp.on(cdraft)->forward.view();
-        double draft_real = 0, draft_table = 0, verify_real = 0, verify_table = 0, base_real = 0, base_table = 0;
+        std::vector<double> verify_scales, draft_scales;
         with_model(ctarget, target, pool, max_ctx, {}, [&](auto& base_model) {
-          const std::size_t runs = no_acceptance ? std::min<std::size_t>(2, prompts.size()) : prompts.size();
+          const std::size_t runs = first ? prompts.size() : std::min<std::size_t>(2, prompts.size());
           const std::size_t budgeted = first ? prompts.size() : 2;
-          for (std::size_t pi = 0; pi < runs; ++pi) {  // without acceptance, two prompts are enough for the overheads
+          for (std::size_t pi = 0; pi < runs; ++pi) {  // other placements: two prompts
+            double draft_real = 0, draft_table = 0, verify_real = 0, verify_table = 0, base_real = 0, base_table = 0;
             const auto& p = prompts[pi];
             const int n = gen_len;
             Sampler sampler(SamplingParams{});
@@ -408,6 +426,9 @@ int main(int argc, char** argv) {
               dp.accepted.push_back(rr.accepted);
               dp.top.insert(dp.top.end(), rr.top.begin(), rr.top.end());
             }
+            verify_scales.push_back(verify_real / verify_table);
+            if (draft_table > 0) draft_scales.push_back(draft_real / draft_table);
+            baseline_scales[ctarget].push_back(base_real / base_table);
             rest += r.stats.gen.decode_seconds - r.stats.draft_seconds - r.stats.verify_seconds -
                     r.stats.sample_seconds - r.stats.record_seconds;
             sample += r.stats.sample_seconds;
@@ -418,8 +439,7 @@ int main(int argc, char** argv) {
           if (budgeted > runs)
             progress.step(d.label + ": acceptance", (per_prompt + gen_len) * static_cast<double>(budgeted - runs));
         });
-        dp.calibration.push_back({cdraft, ctarget, draft_real / draft_table, verify_real / verify_table,
-                                  base_real / base_table});
+        dp.calibration.push_back({cdraft, ctarget, median(draft_scales), median(verify_scales), 1.0});
       };
       // The first placement given records the acceptance too; then one more placement for each device not yet
       // calibrated in its role (draft or target), placements on two devices first.
@@ -493,6 +513,8 @@ int main(int argc, char** argv) {
         }
       prof.drafters.push_back(std::move(dp));
     }
+    for (DrafterProfile& d : prof.drafters)
+      for (planning::Calibration& c : d.calibration) c.baseline = median(baseline_scales[c.target_device]);
     progress.finish();
     planning::save_profile(prof, out_path);
     std::cerr << "wrote " << out_path << ": target on " << target_devices.size() << " device(s), "
