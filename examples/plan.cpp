@@ -87,6 +87,7 @@ std::string describe(const Profile& p, const Candidate& c) {
                         : "g " + std::to_string(c.cfg.draft_len);
   if (c.cfg.early_stop > 0) s += ", early stop " + number(c.cfg.early_stop, 2);
   if (c.cfg.overlapped) s += ", overlapped";
+  if (c.forced >= 0) s += ", forced alpha " + number(c.forced, 3);
   return s;
 }
 
@@ -277,22 +278,29 @@ json prediction_json(const Profile& p, const Candidate& c) {
           {"predicted_latency_speedup", r.latency_speedup}};
 }
 
-// Runs edgespec-generate over the held-out prompts; returns (decode seconds, prompt tokens) summed.
-std::pair<double, double> measure(const Profile& p, const std::vector<std::string>& prompts, int gen_len,
+struct Measured {
+  double decode_seconds = 0, prompt_tokens = 0, decode_tokens = 0;  // summed over the runs
+};
+
+// Runs edgespec-generate over the held-out prompts; returns decode seconds, prompt tokens and generated tokens
+// (decode tokens/s as --json reports it: generated over decode seconds), summed.
+Measured measure(const Profile& p, const std::vector<std::string>& prompts, int gen_len,
                                   const std::string& extra) {
   const std::string exe = (cli::tool_dir() / "edgespec-generate").string();
   // A new seed per run: greedy output does not depend on it, forced acceptance draws do (the same seed in every
   // run would measure one fixed draw sequence, not the acceptance rate).
   static std::uint64_t seed = 0;
-  double decode = 0, prompt_tokens = 0;
+  Measured m;
   for (const std::string& pr : prompts) {
     const json j = cli::run_json(cli::shell_quote(exe) + " --model " + cli::shell_quote(p.target_file) + " --prompt " +
                                  cli::shell_quote(pr) + " -n " + std::to_string(gen_len) + " --json --threads " +
                                  std::to_string(p.threads) + " --seed " + std::to_string(++seed) + " " + extra);
-    decode += j.at("stats").at("decode_seconds").get<double>();
-    prompt_tokens += static_cast<double>(j.at("prompt_tokens").size());
+    const json& st = j.at("stats");
+    m.decode_seconds += st.at("decode_seconds").get<double>();
+    m.prompt_tokens += static_cast<double>(j.at("prompt_tokens").size());
+    m.decode_tokens += st.at("generated_tokens").get<double>();
   }
-  return {decode, prompt_tokens};
+  return m;
 }
 
 std::string emit_header(const Profile& p, const std::string& profile_path, const Candidate& c) {
@@ -473,8 +481,8 @@ int main(int argc, char** argv) {
       const int reps = args.num<int>("validate-reps", 2, 1, 100);
       // Interleaved: for each prompt (and repetition) the baseline of each target device, then every
       // configuration, so that a slow spell of the machine weighs on both sides of each ratio alike.
-      std::map<planning::TargetPlacement, double> baseline;  // decode seconds per target placement
-      std::vector<double> spec(chosen.size(), 0.0);
+      std::map<planning::TargetPlacement, Measured> baseline;  // per target placement
+      std::vector<Measured> spec(chosen.size());
       double prompt_tokens = 0;
       cli::Progress progress(static_cast<double>(reps * prompts.size() * (chosen.size() + 1)));
       for (int r = 0; r < reps; ++r)
@@ -484,13 +492,17 @@ int main(int argc, char** argv) {
           for (const Candidate& c : chosen) devices.insert(c.target);
           for (const planning::TargetPlacement& dev : devices) {
             progress.step("baseline, " + target_place(p, dev), 0);
-            const auto [secs, ptoks] = measure(p, one, w.gen_len, target_flags(dev));
-            baseline[dev] += secs;
-            if (dev == *devices.begin()) prompt_tokens += ptoks;
+            const Measured b = measure(p, one, w.gen_len, target_flags(dev));
+            Measured& sum = baseline[dev];
+            sum.decode_seconds += b.decode_seconds;
+            sum.decode_tokens += b.decode_tokens;
+            if (dev == *devices.begin()) prompt_tokens += b.prompt_tokens;
           }
           progress.step("baseline", 1);
           for (std::size_t i = 0; i < chosen.size(); ++i) {
-            spec[i] += measure(p, one, w.gen_len, config_flags(p, chosen[i])).first;
+            const Measured m = measure(p, one, w.gen_len, config_flags(p, chosen[i]));
+            spec[i].decode_seconds += m.decode_seconds;
+            spec[i].decode_tokens += m.decode_tokens;
             progress.step(describe(p, chosen[i]), 1);
           }
         }
@@ -501,10 +513,17 @@ int main(int argc, char** argv) {
       for (std::size_t i = 0; i < chosen.size(); ++i) {
         Candidate c = chosen[i];
         predict(p, c, vw);
-        const double measured = baseline[c.target] / spec[i];
+        // decode tokens/s of each side (as --json reports it), and their ratio
+        const Measured& b = baseline[c.target];
+        const double base_tps = b.decode_tokens / b.decode_seconds, spec_tps = spec[i].decode_tokens / spec[i].decode_seconds;
+        const double measured = spec_tps / base_tps;
         err += std::abs(c.pred.speedup - measured) / measured;
         validation["configs"].push_back({{"config", describe(p, c)}, {"flags", flags(p, c)},
-                                         {"predicted_speedup", c.pred.speedup}, {"measured_speedup", measured}});
+                                         {"predicted_speedup", c.pred.speedup}, {"measured_speedup", measured},
+                                         {"predicted_tokens_per_second", c.pred.tokens_per_second},
+                                         {"measured_tokens_per_second", spec_tps},
+                                         {"predicted_baseline_tokens_per_second", c.pred.baseline_tokens_per_second},
+                                         {"measured_baseline_tokens_per_second", base_tps}});
       }
       progress.finish();
       validation["mean_abs_error"] = err / static_cast<double>(chosen.size());
