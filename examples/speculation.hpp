@@ -321,7 +321,9 @@ inline std::string speculative_stats_json(const SpeculativeStats& s, const std::
          ", \"draft_seconds\": " + json_number(s.draft_seconds) +
          ", \"verify_seconds\": " + json_number(s.verify_seconds) +
          ", \"overlapped_rounds\": " + std::to_string(s.overlapped_rounds) +
-         ", \"discarded\": " + std::to_string(s.discarded);
+         ", \"discarded\": " + std::to_string(s.discarded) + ", \"device_seconds\": {\"cpu\": " +
+         json_number(s.cpu_seconds) + ", \"gpu\": " + json_number(s.gpu_seconds) + "}" +
+         ", \"handover_seconds\": " + json_number(s.handover_seconds);
 }
 
 inline std::string generation_stats_line(const GenerationStats& s) {

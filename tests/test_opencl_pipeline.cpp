@@ -240,3 +240,36 @@ TEST_CASE("a target split across the CPU and the device gives the golden continu
   CHECK_THROWS_WITH((Pipeline<Draft<OnCPU>, Target<Split<OnCPU, OnGPU>>, DraftLen<3>>(target, draft, pool, bad)),
                     Catch::Contains("target split: layer 6 is out of range [0, 5]"));
 }
+
+TEST_CASE("the statistics give each device's busy time and the split target's hand-over", "[opencl][pipeline][stats]") {
+  auto target = load("llama2c/stories260K.bin");
+  auto draft = load("llama2c/llama2xs.bin");
+  ThreadPool pool(1);
+  const std::vector<std::int32_t> prompt = {1, 403, 407};
+  {  // drafts on the device, target on the CPU, in turn: each device's time is within the decode time
+    Pipeline<Draft<OnGPU>, Target<OnCPU>, DraftLen<3>> p(target, draft, pool, greedy(3));
+    const SpeculativeStats s = p.generate(prompt, 40).stats;
+    CHECK(s.gpu_seconds > 0.0);
+    CHECK(s.cpu_seconds > 0.0);
+    CHECK(s.gpu_seconds <= s.draft_seconds);
+    CHECK(s.cpu_seconds <= s.verify_seconds);
+    CHECK(s.cpu_seconds + s.gpu_seconds <= s.gen.decode_seconds);
+    CHECK(s.handover_seconds == 0.0);
+  }
+  {  // all on the CPU: nothing on the device
+    Pipeline<Draft<OnCPU>, Target<OnCPU>, DraftLen<3>> p(target, draft, pool, greedy(3));
+    const SpeculativeStats s = p.generate(prompt, 40).stats;
+    CHECK(s.gpu_seconds == 0.0);
+    CHECK(s.cpu_seconds > 0.0);
+  }
+  {  // a split target: its parts on their devices, the hand-over counted, all within the verification time
+    PipelineOptions o = greedy(3);
+    o.target_split = 2;
+    Pipeline<Draft<OnCPU>, Target<Split<OnCPU, OnGPU>>, DraftLen<3>> p(target, draft, pool, o);
+    const SpeculativeStats s = p.generate(prompt, 40).stats;
+    CHECK(s.gpu_seconds > 0.0);
+    CHECK(s.handover_seconds > 0.0);
+    CHECK(s.gpu_seconds + s.handover_seconds <= s.verify_seconds);
+    CHECK(s.cpu_seconds > s.draft_seconds * 0.5);  // the draft's forwards and the target's first part
+  }
+}

@@ -42,8 +42,11 @@ class SplitModel {
   [[nodiscard]] int cut() const noexcept { return cut_; }
   [[nodiscard]] First& first() noexcept { return first_; }
   [[nodiscard]] Second& second() noexcept { return second_; }
-  // Seconds spent copying hidden states between the two parts, since construction.
+  // Seconds since construction: copying hidden states between the two parts, and each part's forwards (on its
+  // device; they run one after the other).
   [[nodiscard]] double handover_seconds() const noexcept { return handover_seconds_; }
+  [[nodiscard]] double first_seconds() const noexcept { return first_seconds_; }
+  [[nodiscard]] double second_seconds() const noexcept { return second_seconds_; }
 
   void truncate(int pos) {
     first_.truncate(pos);
@@ -65,13 +68,20 @@ class SplitModel {
   }
 
   std::span<const float> forward(std::span<const std::int32_t> tokens, Logits which = Logits::Last) {
+    using clock = std::chrono::steady_clock;
+    auto since = [](clock::time_point t) { return std::chrono::duration<double>(clock::now() - t).count(); };
     const int n = static_cast<int>(tokens.size());
+    auto t0 = clock::now();
     const std::span<const float> h = first_.forward_part(tokens, nullptr, 0, cut_, false, 0);
-    const auto t0 = std::chrono::steady_clock::now();
+    first_seconds_ += since(t0);
+    t0 = clock::now();
     hidden_.assign(h.begin(), h.end());
-    handover_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    return second_.forward_part(tokens, hidden_.data(), cut_, config().n_layers, true,
-                                which == Logits::All ? n : 1);
+    handover_seconds_ += since(t0);
+    t0 = clock::now();
+    const std::span<const float> out =
+        second_.forward_part(tokens, hidden_.data(), cut_, config().n_layers, true, which == Logits::All ? n : 1);
+    second_seconds_ += since(t0);
+    return out;
   }
 
  private:
@@ -79,7 +89,7 @@ class SplitModel {
   Second second_;
   int cut_;
   std::vector<float> hidden_;
-  double handover_seconds_ = 0.0;
+  double handover_seconds_ = 0.0, first_seconds_ = 0.0, second_seconds_ = 0.0;
 };
 
 }  // namespace edgespec

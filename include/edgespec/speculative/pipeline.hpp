@@ -97,6 +97,11 @@ struct SpeculativeStats {
   double sample_seconds = 0.0;           // distributions, draws, verification arithmetic
   int overlapped_rounds = 0;             // Overlapped: rounds whose drafts were drafted during the previous verify
   int discarded = 0;                     // Overlapped: tokens drafted during a verify and thrown away
+  // Busy time of each device: the draft's and the target's forwards (a split target's parts on their own
+  // devices). Overlapped, the two devices work at once, so their sum exceeds the decode time.
+  double cpu_seconds = 0.0;
+  double gpu_seconds = 0.0;
+  double handover_seconds = 0.0;         // split target: hidden states copied between its two devices
   std::vector<RoundRecord> round_log;    // PipelineOptions::record_rounds: every round, in order
   double record_seconds = 0.0;           // record_rounds: computing what is recorded only (in no other time)
 
@@ -378,13 +383,21 @@ class Pipeline {
 
     // ---- verify: one target forward over [last, d_1 .. d_g] ----
     t0 = clock::now();
+    if constexpr (detail::is_split<target_placement>)
+      split_seen_ = {target_.first_seconds(), target_.second_seconds(), target_.handover_seconds()};
     const int base = target_.position();
     verify_in_.assign(1, last_);
     verify_in_.insert(verify_in_.end(), drafts_.begin(), drafts_.end());
     std::span<const float> logits;
     if constexpr (overlapped) {
       // The target verifies on its device while this thread drafts ahead on the draft's.
-      auto verify = std::async(std::launch::async, [&] { return target_.forward(verify_in_, Logits::All); });
+      double target_wall = 0.0;
+      auto verify = std::async(std::launch::async, [&] {
+        const auto tv = clock::now();
+        const std::span<const float> out = target_.forward(verify_in_, Logits::All);
+        target_wall = seconds_since(tv);
+        return out;
+      });
       try {
         post_draft(g, greedy, vocab, verify);
       } catch (...) {
@@ -392,8 +405,10 @@ class Pipeline {
         throw;
       }
       logits = verify.get();
+      add_target_time(target_wall);
     } else {
       logits = target_.forward(verify_in_, Logits::All);
+      add_target_time(seconds_since(t0));
     }
     const double verify_time = seconds_since(t0);
     stats_.verify_seconds += verify_time;
@@ -611,7 +626,9 @@ class Pipeline {
     std::int32_t prev = drafts_.back();
     for (int j = 0; j < m; ++j) {
       if (j >= opt_.overlap_min_ahead && verify.wait_for(std::chrono::seconds(0)) == std::future_status::ready) break;
+      const auto tf = clock::now();
       const std::span<const float> logits = draft_.forward(std::span<const std::int32_t>(&prev, 1));
+      add_draft_time(seconds_since(tf));
       std::int32_t e;
       if (greedy) {
         e = greedy_token(logits);
@@ -625,16 +642,36 @@ class Pipeline {
     }
   }
 
+  // Device busy times (SpeculativeStats::cpu_seconds, gpu_seconds, handover_seconds).
+  static void add_device_time(SpeculativeStats& st, bool gpu, double seconds) {
+    (gpu ? st.gpu_seconds : st.cpu_seconds) += seconds;
+  }
+  void add_draft_time(double seconds) { add_device_time(stats_, std::is_same_v<draft_placement, OnGPU>, seconds); }
+  // A verification's forward took `wall` seconds; a split target's parts are timed by the model itself.
+  void add_target_time(double wall) {
+    if constexpr (detail::is_split<target_placement>) {
+      constexpr bool first_gpu = std::is_same_v<typename target_placement::first, OnGPU>;
+      add_device_time(stats_, first_gpu, target_.first_seconds() - split_seen_[0]);
+      add_device_time(stats_, !first_gpu, target_.second_seconds() - split_seen_[1]);
+      stats_.handover_seconds += target_.handover_seconds() - split_seen_[2];
+      (void)wall;
+    } else {
+      add_device_time(stats_, std::is_same_v<target_placement, OnGPU>, wall);
+    }
+  }
+
   bool draft_step(int i, bool greedy, std::size_t vocab)
     requires(!ngram_drafter)
   {
     if (i >= gamma_limit()) return false;
     std::span<const float> logits;
+    const auto tf = clock::now();
     if (i == 0) {
       first_fed_ = static_cast<int>(draft_pending_.size());
       logits = draft_.forward(draft_pending_);
     }
     else logits = draft_.forward(std::span<const std::int32_t>(&drafts_.back(), 1));
+    add_draft_time(seconds_since(tf));
     std::span<float> qi(q_.data() + static_cast<std::size_t>(i) * vocab, vocab);
     std::int32_t d;
     float top;
@@ -720,6 +757,7 @@ class Pipeline {
   std::vector<std::int32_t> post_, pre_;
   std::vector<float> post_q_, pre_q_;
   SpeculativeStats stats_;
+  std::array<double, 3> split_seen_{};  // a split target's part and hand-over seconds before this verification
 };
 
 }  // namespace edgespec
