@@ -261,8 +261,16 @@ inline constexpr std::string_view kAttentionBody = R"CL(
   global const half* vl = (global const half*)vc + (size_t)layer * max_seq * KV_DIM + kvh * HEAD_DIM;
   float mx = -INFINITY;
   for (int t = lid; t < len; t += WG) {
+#if HEAD_DIM % 16 == 0
+    // the key row in 16-wide loads: one vector accumulator, one horizontal sum
+    global const half* kt = kl + (size_t)t * KV_DIM;
+    float16 acc = 0.0f;
+    for (int c = 0; c < HEAD_DIM / 16; ++c) acc += vload16(c, qh) * vload_half16(c, kt);
+    float dot = hsum16(acc);
+#else
     float dot = 0.0f;
     for (int d = 0; d < HEAD_DIM; ++d) dot += qh[d] * vload_half((size_t)t * KV_DIM + d, kl);
+#endif
     dot *= scale;
     s[t] = dot;
     mx = fmax(mx, dot);
