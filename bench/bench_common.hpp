@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <map>
+#include <memory>
 #include <string>
 #include <thread>
 
@@ -51,6 +53,20 @@ inline std::string synthetic_model(const std::string& shape, DType type, int lay
     fs::rename(tmp, path);
   }
   return path.string();
+}
+
+// SmolLM2-135M-Instruct as distributed (Q4_1, from the model directory), requantized in memory to `type`; each
+// type made once per process.
+inline std::shared_ptr<const LlamaWeights> smollm2(DType type) {
+  static std::map<int, std::shared_ptr<const LlamaWeights>> cache;
+  auto& w = cache[static_cast<int>(type)];
+  if (!w) {
+    ThreadPool pool(2);
+    auto src = std::make_shared<const LlamaWeights>(
+        load_weights((model_dir() / "gguf/smollm2-135m-instruct-q4_1.gguf").string()));
+    w = type == DType::Q4_1 ? src : std::make_shared<const LlamaWeights>(requantize(src, type, &pool));
+  }
+  return w;
 }
 
 }  // namespace edgespec::bench

@@ -21,17 +21,7 @@ namespace {
 
 using namespace edgespec;
 
-std::shared_ptr<const LlamaWeights> smollm2(DType type) {
-  static std::map<int, std::shared_ptr<const LlamaWeights>> cache;
-  auto& w = cache[static_cast<int>(type)];
-  if (!w) {
-    ThreadPool pool(2);
-    auto src = std::make_shared<const LlamaWeights>(
-        load_weights((bench::model_dir() / "gguf/smollm2-135m-instruct-q4_1.gguf").string()));
-    w = std::make_shared<const LlamaWeights>(requantize(src, type, &pool));
-  }
-  return w;
-}
+using bench::smollm2;
 
 void BM_ongpu(benchmark::State& state, DType type) {
   const int n = static_cast<int>(state.range(0));

@@ -29,17 +29,7 @@ namespace {
 using namespace edgespec;
 using clock_type = std::chrono::steady_clock;
 
-std::shared_ptr<const LlamaWeights> smollm2(DType type) {
-  static std::map<int, std::shared_ptr<const LlamaWeights>> cache;
-  auto& w = cache[static_cast<int>(type)];
-  if (!w) {
-    ThreadPool pool(2);
-    auto src = std::make_shared<const LlamaWeights>(
-        load_weights((bench::model_dir() / "gguf/smollm2-135m-instruct-q4_1.gguf").string()));
-    w = type == DType::Q4_1 ? src : std::make_shared<const LlamaWeights>(requantize(src, type, &pool));
-  }
-  return w;
-}
+using bench::smollm2;
 
 int bench_threads() { return std::stoi(bench::env_or("EDGESPEC_BENCH_THREADS", "1")); }
 
