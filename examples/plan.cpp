@@ -227,17 +227,8 @@ Candidate from_flags(const Profile& p, const cli::Args& g, double forced) {
            ")");
   c.drafter = found;
   c.draft_device = g.str("draft-device", "cpu");
-  c.target.device = g.str("target-device", "cpu");
-  ES_CHECK(c.target.device == "cpu" || c.target.device == "gpu", "--target-device ", c.target.device,
-           ": cpu or gpu");
-  if (g.has("target-split")) c.target.cut = g.num<int>("target-split", 0, 0, p.n_layers);
-  if (g.has("lm-head-device")) {  // as edgespec-generate reads it
-    const std::string head = g.str("lm-head-device");
-    ES_CHECK(head == "cpu" || head == "gpu", "--lm-head-device ", head, ": cpu or gpu");
-    ES_CHECK(!c.target.split() || head != c.target.device, "--target-split K already puts the classifier on the "
-             "other device; --lm-head-device must name that device or be left out");
-    if (!c.target.split() && head != c.target.device) c.target.cut = p.n_layers;
-  }
+  c.target.device = cli::on_gpu(g, "target-device") ? "gpu" : "cpu";
+  c.target.cut = cli::target_cut(g, p.n_layers);  // as edgespec-generate reads it
   if (g.has("adaptive")) {
     const std::string a = g.str("adaptive");
     const auto colon = a.find(':');
@@ -280,12 +271,17 @@ json prediction_json(const Profile& p, const Candidate& c) {
 
 struct Measured {
   double decode_seconds = 0, prompt_tokens = 0, decode_tokens = 0;  // summed over the runs
+  Measured& operator+=(const Measured& o) {
+    decode_seconds += o.decode_seconds;
+    prompt_tokens += o.prompt_tokens;
+    decode_tokens += o.decode_tokens;
+    return *this;
+  }
 };
 
 // Runs edgespec-generate over the held-out prompts; returns decode seconds, prompt tokens and generated tokens
 // (decode tokens/s as --json reports it: generated over decode seconds), summed.
-Measured measure(const Profile& p, const std::vector<std::string>& prompts, int gen_len,
-                                  const std::string& extra) {
+Measured measure(const Profile& p, const std::vector<std::string>& prompts, int gen_len, const std::string& extra) {
   const std::string exe = (cli::tool_dir() / "edgespec-generate").string();
   // A new seed per run: greedy output does not depend on it, forced acceptance draws do (the same seed in every
   // run would measure one fixed draw sequence, not the acceptance rate).
@@ -483,31 +479,25 @@ int main(int argc, char** argv) {
       // configuration, so that a slow spell of the machine weighs on both sides of each ratio alike.
       std::map<planning::TargetPlacement, Measured> baseline;  // per target placement
       std::vector<Measured> spec(chosen.size());
-      double prompt_tokens = 0;
       cli::Progress progress(static_cast<double>(reps * prompts.size() * (chosen.size() + 1)));
       for (int r = 0; r < reps; ++r)
         for (const std::string& pr : prompts) {
           const std::vector<std::string> one{pr};
-          std::set<planning::TargetPlacement> devices;
-          for (const Candidate& c : chosen) devices.insert(c.target);
-          for (const planning::TargetPlacement& dev : devices) {
-            progress.step("baseline, " + target_place(p, dev), 0);
-            const Measured b = measure(p, one, w.gen_len, target_flags(dev));
-            Measured& sum = baseline[dev];
-            sum.decode_seconds += b.decode_seconds;
-            sum.decode_tokens += b.decode_tokens;
-            if (dev == *devices.begin()) prompt_tokens += b.prompt_tokens;
+          std::set<planning::TargetPlacement> places;
+          for (const Candidate& c : chosen) places.insert(c.target);
+          for (const planning::TargetPlacement& place : places) {
+            progress.step("baseline, " + target_place(p, place), 0);
+            baseline[place] += measure(p, one, w.gen_len, target_flags(place));
           }
           progress.step("baseline", 1);
           for (std::size_t i = 0; i < chosen.size(); ++i) {
-            const Measured m = measure(p, one, w.gen_len, config_flags(p, chosen[i]));
-            spec[i].decode_seconds += m.decode_seconds;
-            spec[i].decode_tokens += m.decode_tokens;
+            spec[i] += measure(p, one, w.gen_len, config_flags(p, chosen[i]));
             progress.step(describe(p, chosen[i]), 1);
           }
         }
       cost::Workload vw = w;
-      vw.prompt_len = static_cast<int>(prompt_tokens / static_cast<double>(reps * prompts.size()) + 0.5);
+      // every placement's baseline ran each prompt once per repetition
+      vw.prompt_len = static_cast<int>(baseline.begin()->second.prompt_tokens / static_cast<double>(reps * prompts.size()) + 0.5);
       validation = {{"configs", json::array()}};
       double err = 0;
       for (std::size_t i = 0; i < chosen.size(); ++i) {

@@ -96,8 +96,9 @@ decltype(auto) with_placement(bool gpu, F&& f) {
 // (layers [0, K) on --target-device, the rest and the classifier on the other; --lm-head-device alone: only the
 // classifier on it). Calls f(Placement{}) with OnCPU, OnGPU, Split<OnCPU, OnGPU> or Split<OnGPU, OnCPU>, and sets
 // po.target_split for a split.
-template <class F>
-decltype(auto) with_target_placement(const Args& args, int n_layers, PipelineOptions& po, F&& f) {
+// The cut of a split target from --target-split K and --lm-head-device (layers [0, cut) on --target-device); -1
+// when the target stays on one device.
+inline int target_cut(const Args& args, int n_layers) {
   const bool gpu = on_gpu(args, "target-device");
   int cut = -1;
   if (args.has("target-split")) cut = args.num<int>("target-split", 0, 0, n_layers);
@@ -109,6 +110,13 @@ decltype(auto) with_target_placement(const Args& args, int n_layers, PipelineOpt
     else if (head_gpu != gpu)
       cut = n_layers;  // every layer on --target-device, the classifier alone on the other
   }
+  return cut;
+}
+
+template <class F>
+decltype(auto) with_target_placement(const Args& args, int n_layers, PipelineOptions& po, F&& f) {
+  const bool gpu = on_gpu(args, "target-device");
+  const int cut = target_cut(args, n_layers);
   po.target_split = cut;
   if (cut < 0) return with_placement(gpu, std::forward<F>(f));
   if (gpu) return f(Split<OnGPU, OnCPU>{});
