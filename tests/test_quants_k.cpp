@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -392,11 +393,16 @@ TEST_CASE("quants_k: matmul against a double reference, batched, threaded", "[qu
   std::vector<Shape> shapes = {{1, 256, 1},  {3, 256, 33},   {8, 512, 2}, {67, 2048, 5},
                                {24, 768, 9}, {13, 1536, 16}, {9, 1536, 1}};
   for (std::int64_t n = 1; n <= 33; ++n) shapes.push_back({11, n % 2 != 0 ? 256 : 1536, n});  // every n
+  for (std::int64_t n = 1; n <= 17; ++n) shapes.push_back({35, n % 2 != 0 ? 256 : 1536, n});  // packed: 2 groups + 3 rows
   ThreadPool one(1), two(2);
   for (DType t : kTypes) {
     DYNAMIC_SECTION(name(t)) {
-      for (const Shape& s : shapes) {
-        INFO(s.rows << " x " << s.cols << ", n = " << s.n);
+      for (const Shape& s : shapes)
+      for (const bool packed : {false, true}) {
+        // packed (packed_k.hpp: Q4_K in AVX-512 VNNI builds): whole 16-row groups from the packed copy, the rest
+        // row-major
+        if (packed && !(kPackedKernels && packable(t, s.cols) && s.rows >= kPackRows)) continue;
+        INFO(s.rows << " x " << s.cols << ", n = " << s.n << (packed ? ", packed" : ""));
         const auto f = quant_row(test::kOutliers, static_cast<std::uint64_t>(s.rows * 7 + s.cols), s.rows * s.cols);
         const std::int64_t rb = row_bytes(t, s.cols);
         std::vector<unsigned char> bytes(static_cast<std::size_t>(s.rows * rb + 1));
@@ -405,7 +411,13 @@ TEST_CASE("quants_k: matmul against a double reference, batched, threaded", "[qu
           quantize_row(t, f.data() + r * s.cols, bytes.data() + 1 + r * rb, s.cols);
           dequantize_row(t, bytes.data() + 1 + r * rb, w.data() + r * s.cols, s.cols);
         }
-        const MatrixView mv{t, s.rows, s.cols, bytes.data() + 1};
+        MatrixView mv{t, s.rows, s.cols, bytes.data() + 1};
+        std::shared_ptr<std::byte> packed_copy;
+        if (packed) {
+          packed_copy = allocate_aligned(static_cast<std::size_t>(packed_bytes(t, s.rows, s.cols)));
+          pack_rows(t, mv.data, s.rows, s.cols, packed_copy.get());
+          mv.packed = packed_copy.get();
+        }
         const auto x = quant_row(test::kBell, static_cast<std::uint64_t>(s.n), s.n * s.cols);
         std::vector<float> y(static_cast<std::size_t>(s.n * s.rows)), y2(y.size()), y1(y.size());
         if (s.cols == 1536) matmul<1536>(one, mv, x.data(), s.n, y.data());
@@ -465,8 +477,17 @@ TEST_CASE("quants_k: SmolLM2 Q4_K_M tensors (quantizer within 2% of llama.cpp's,
       // the file's tensor through the kernel, 3 positions
       const auto xa = quant_row(test::kBell, static_cast<std::uint64_t>(tensors), 3 * cols);
       std::vector<float> y(static_cast<std::size_t>(3 * rows));
-      matmul(pool, MatrixView{t, rows, cols, ti.data}, xa.data(), 3, y.data());
+      MatrixView mv{t, rows, cols, ti.data};
+      matmul(pool, mv, xa.data(), 3, y.data());
       check_against_reference(y, w, q8_K_values(xa, cols), rows, cols, 3, 1e-5);
+      if (kPackedKernels && packable(t, cols) && rows >= kPackRows) {  // and through its packed copy
+        auto copy = allocate_aligned(static_cast<std::size_t>(packed_bytes(t, rows, cols)));
+        pack_rows(t, ti.data, rows, cols, copy.get(), &pool);
+        mv.packed = copy.get();
+        matmul(pool, mv, xa.data(), 3, y.data());
+        INFO(ti.name << " packed");
+        check_against_reference(y, w, q8_K_values(xa, cols), rows, cols, 3, 1e-5);
+      }
     }
     const double rms_llama = std::sqrt(se_llama / static_cast<double>(count));
     const double rms_ours = std::sqrt(se_ours / static_cast<double>(count));
@@ -474,4 +495,37 @@ TEST_CASE("quants_k: SmolLM2 Q4_K_M tensors (quantizer within 2% of llama.cpp's,
     CHECK(tensors > 0);
     CHECK(rms_ours <= 1.02 * rms_llama);
   }
+}
+
+// The packed Q4_K layout (packed_k.hpp) holds every byte of the rows it replaces: reading each (row, super-block)
+// back from the offsets packed_k.hpp documents, and packing the scale codes again, gives the row-major block.
+TEST_CASE("quants_k: packed Q4_K layout round trip", "[quants_k][packed]") {
+  if (!packable(DType::Q4_K)) {
+    WARN("SKIPPED: this build has no packed Q4_K layout (it needs AVX-512 VNNI)");
+    return;
+  }
+  const std::int64_t rows = 37, cols = 768, nb = cols / kQKK, rb = row_bytes(DType::Q4_K, cols);
+  const auto f = quant_row(test::kOutliers, 11, rows * cols);
+  std::vector<unsigned char> bytes(static_cast<std::size_t>(rows * rb));
+  for (std::int64_t r = 0; r < rows; ++r) quantize_row(DType::Q4_K, f.data() + r * cols, bytes.data() + r * rb, cols);
+  std::vector<unsigned char> packed(static_cast<std::size_t>(packed_bytes(DType::Q4_K, rows, cols)));
+  CHECK(packed.size() == static_cast<std::size_t>(2 * nb * kQ4KPackedBlock));
+  pack_rows(DType::Q4_K, bytes.data(), rows, cols, packed.data());
+  for (std::int64_t r = 0; r < 32; ++r)
+    for (std::int64_t b = 0; b < nb; ++b) {
+      const unsigned char* blk = packed.data() + r / 16 * nb * kQ4KPackedBlock + b * kQ4KPackedBlock;
+      const std::int64_t i = r % 16;
+      unsigned char out[144];
+      std::memcpy(out, blk + 2 * i, 2);
+      std::memcpy(out + 2, blk + 32 + 2 * i, 2);
+      std::uint8_t sc[8], m[8];
+      for (int j = 0; j < 8; ++j) {
+        sc[j] = blk[kQ4KPackedSc + 16 * j + i];
+        m[j] = blk[kQ4KPackedMin + 32 * (j / 2) + 2 * i + j % 2];
+      }
+      detail::kquant::pack_scales_k4(sc, m, out + 4);
+      for (int c = 0; c < 32; ++c) std::memcpy(out + 16 + 4 * c, blk + kQ4KPackedQuants + (16 * c + i) * 4, 4);
+      INFO("row " << r << " super-block " << b);
+      CHECK(std::memcmp(out, bytes.data() + r * rb + b * 144, 144) == 0);
+    }
 }

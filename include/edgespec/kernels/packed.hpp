@@ -61,6 +61,7 @@
 
 #include "edgespec/core/dtype.hpp"
 #include "edgespec/core/error.hpp"
+#include "edgespec/kernels/packed_k.hpp"
 #include "edgespec/runtime/thread_pool.hpp"
 
 namespace edgespec {
@@ -69,9 +70,10 @@ inline constexpr bool kPackedKernels = EDGESPEC_PACKED_KERNELS != 0;
 
 inline constexpr int kPackRows = 16;
 
-// Whether a type has a packed layout, and whether a (rows, cols) matrix of it can take it.
+// Whether a type has a packed layout in this build, and whether a (rows, cols) matrix of it can take it. Q4_K's
+// (packed_k.hpp) exists in AVX-512 VNNI builds only: it has no AVX2 kernel.
 [[nodiscard]] constexpr bool packable(DType t) noexcept {
-  return t == DType::Q8_0 || t == DType::Q4_0 || t == DType::F16;
+  return t == DType::Q8_0 || t == DType::Q4_0 || t == DType::F16 || (t == DType::Q4_K && EDGESPEC_PACKED_AVX512);
 }
 [[nodiscard]] constexpr bool packable(DType t, std::int64_t cols) noexcept {
   return packable(t) && cols % (t == DType::F16 ? 4 : block_values(t)) == 0;
@@ -95,9 +97,11 @@ inline constexpr int kPackRows = 16;
   return b / 2 * packed_pair_bytes(t) + 2 * packed_block_quant_bytes(t) + b % 2 * kPackRows * 2;
 }
 
-// Bytes of one group of 16 rows of nb blocks (F16: nb = cols).
+// Bytes of one group of 16 rows of nb blocks (F16: nb = cols; Q4_K: nb super-blocks).
 [[nodiscard]] constexpr std::int64_t packed_group_bytes(DType t, std::int64_t nb) noexcept {
-  return t == DType::F16 ? kPackRows * 2 * nb : (nb + 1) / 2 * packed_pair_bytes(t);
+  return t == DType::F16 ? kPackRows * 2 * nb
+         : t == DType::Q4_K ? kQ4KPackedBlock * nb
+                            : (nb + 1) / 2 * packed_pair_bytes(t);
 }
 
 // Bytes of the packed part of a (rows, cols) matrix: its whole groups.
@@ -135,12 +139,13 @@ inline void pack_group_f16(const unsigned char* in, std::int64_t ws, std::int64_
 }
 }  // namespace detail
 
-// Row-major Q8_0/Q4_0/F16 rows (rows, cols) at src -> their whole groups at dst (packed_bytes(t, rows, cols)).
+// Row-major Q8_0/Q4_0/F16/Q4_K rows (rows, cols) at src -> their whole groups at dst (packed_bytes(t, rows, cols)).
 inline void pack_rows(DType t, const void* src, std::int64_t rows, std::int64_t cols, void* dst,
                       ThreadPool* pool = nullptr) {
-  ES_CHECK(packable(t), "pack_rows: ", name(t), " has no packed layout (only Q8_0, Q4_0 and F16)");
+  ES_CHECK(packable(t), "pack_rows: ", name(t), " has no packed layout in this build (Q8_0, Q4_0, F16",
+           EDGESPEC_PACKED_AVX512 ? " and Q4_K)" : "; Q4_K needs AVX-512 VNNI)");
   ES_CHECK(rows >= 0 && cols >= 0 && packable(t, cols), "pack_rows: bad shape (", rows, ", ", cols, ") for ",
-           name(t), " (cols must be a multiple of ", t == DType::F16 ? 4 : kQK, ")");
+           name(t), " (cols must be a multiple of ", t == DType::F16 ? 4 : block_values(t), ")");
   const auto* in = static_cast<const unsigned char*>(src);
   auto* out = static_cast<unsigned char*>(dst);
   const std::int64_t groups = rows / kPackRows;
@@ -155,6 +160,13 @@ inline void pack_rows(DType t, const void* src, std::int64_t rows, std::int64_t 
     const std::int64_t ws = 2 * cols, gs = packed_group_bytes(t, cols);
     run([&](std::int64_t g0, std::int64_t g1) {
       for (std::int64_t g = g0; g < g1; ++g) detail::pack_group_f16(in + g * kPackRows * ws, ws, cols, out + g * gs);
+    });
+    return;
+  }
+  if (t == DType::Q4_K) {
+    const std::int64_t nb = cols / kQKK, ws = row_bytes(t, cols), gs = packed_group_bytes(t, nb);
+    run([&](std::int64_t g0, std::int64_t g1) {
+      for (std::int64_t g = g0; g < g1; ++g) detail::pack_group_q4_K(in + g * kPackRows * ws, ws, nb, out + g * gs);
     });
     return;
   }

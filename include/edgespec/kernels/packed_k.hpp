@@ -1,0 +1,178 @@
+// Row-interleaved ("packed") Q4_K weights for AVX-512 VNNI builds: the layout behind one-pass verification of
+// Q4_K targets (llama.cpp's Q4_K_M files), next to packed.hpp's Q8_0/Q4_0/F16 ones.
+//
+// Row-major, each Q4_K row repeats per super-block (256 values) the float steps of its own scales: a kernel
+// verifying P positions does per row and position ~20 instructions of scale and min arithmetic for 4 vpdpbusd,
+// so a forward over 8 positions cost ~4x one over 1 (docs/performance.md). Packed, 16 rows share every step, one
+// row per 32-bit lane:
+//
+//   group g = rows [16g, 16g + 16), nb super-blocks per row, each kQ4KPackedBlock = 2368 bytes (37 lines):
+//     [   0,   32)  d     16 rows x f16                      (the super-block scale)
+//     [  32,   64)  dmin  16 rows x f16                      (the super-block min scale)
+//     [  64,  192)  sc    8 sub-blocks j x 16 rows x u8      (6-bit scale codes, unpacked)
+//     [ 192,  320)  m     4 pairs t x 16 rows x {m_2t, m_2t+1} u8   (6-bit min codes, unpacked)
+//     [ 320, 2368)  32 chunks c = 8G + k (G = 0..3, k = 0..7): 16 rows x qs[32G + 4k .. 32G + 4k + 4)
+//                   (low nibbles: values 64G + 4k .. +4, sub-block 2G; high: values 64G + 32 + 4k .., 2G + 1)
+//
+// 2.8% more bytes than the rows (the 12 bytes of packed codes become 16), for which a super-block's sc and m
+// are one zero-extending load per sub-block and pair. Per position (Q8_K activations x_q with scale d_x and
+// bsum_j = sum of the 32 x_q of sub-block j), in 16 int32 lanes (rows):
+//
+//   t      = dpbusd over 4 chunks (16 values: |t| <= 16 * 15 * 127 < 2^15)     per half sub-block, from 0
+//   sumi  += dpwssd(t, sc_j)              (t's low int16 times sc_j; sc_j's high half is 0)   = sum_j sc_j (q . x_q)_j
+//   summ   = sum_t dpwssd({m_2t, m_2t+1}, {bsum_2t, bsum_2t+1})                               = sum_j m_j bsum_j
+//   y     += (d d_x) * float(sumi) - (dmin d_x) * float(summ)                 per super-block, in order
+//
+// Integer sums are exact, and every (row, position) output takes the same float steps whatever the tile of
+// positions, so a batch equals single positions bit for bit (the values equal the row-major kernel's to f32
+// rounding of a different summation order).
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+#include "edgespec/core/dtype.hpp"
+#include "edgespec/kernels/quants_k.hpp"
+
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
+#include <immintrin.h>
+#endif
+
+namespace edgespec {
+
+// Bytes of one super-block of a packed Q4_K group (16 rows), and its parts' offsets.
+inline constexpr std::int64_t kQ4KPackedBlock = 2368;
+inline constexpr std::int64_t kQ4KPackedSc = 64, kQ4KPackedMin = 192, kQ4KPackedQuants = 320;
+static_assert(kQ4KPackedBlock == kQ4KPackedQuants + 32 * 64 && kQ4KPackedBlock % 64 == 0);
+
+namespace detail {
+
+// 16 Q4_K rows (ws bytes apart, nb super-blocks each) -> one packed group at out (nb * kQ4KPackedBlock bytes).
+inline void pack_group_q4_K(const unsigned char* in, std::int64_t ws, std::int64_t nb, unsigned char* out) noexcept {
+  constexpr int kRows = 16;
+  for (std::int64_t b = 0; b < nb; ++b) {
+    unsigned char* blk = out + b * kQ4KPackedBlock;
+    for (int r = 0; r < kRows; ++r) {
+      const unsigned char* src = in + r * ws + b * block_bytes(DType::Q4_K);  // d | dmin | scales[12] | qs[128]
+      std::memcpy(blk + 2 * r, src, 2);
+      std::memcpy(blk + 32 + 2 * r, src + 2, 2);
+      std::uint8_t sc[8], m[8];
+      kquant::unpack_scales_k4(src + 4, sc, m);
+      for (int j = 0; j < 8; ++j) blk[kQ4KPackedSc + kRows * j + r] = sc[j];
+      for (int t = 0; t < 4; ++t) {
+        blk[kQ4KPackedMin + 32 * t + 2 * r] = m[2 * t];
+        blk[kQ4KPackedMin + 32 * t + 2 * r + 1] = m[2 * t + 1];
+      }
+      for (int c = 0; c < 32; ++c) std::memcpy(blk + kQ4KPackedQuants + (kRows * c + r) * 4, src + 16 + 4 * c, 4);
+    }
+  }
+}
+
+// Q8_K activations of n positions prepared for the packed Q4_K kernel, block-major (as PackedActs):
+//   q (nb, n, 256) int8 | d (nb, n) f32 | bs (nb, n, 4) int32 = {bsum_2t, bsum_2t+1} as two int16
+// where bsum_j sums the 32 q of sub-block j (|bsum_j| <= 32 * 127).
+struct PackedActsK {
+  const std::int8_t* q;
+  const float* d;
+  const std::int32_t* bs;
+  std::int64_t n;
+};
+
+// One position's block x (256,) -> its Q8_K quantization (quantize_block_q8_K, as the row-major kernels get)
+// at q (256,), *d and bs (4,).
+inline void quantize_act_block_k(const float* x, std::int8_t* q, float* d, std::int32_t* bs) noexcept {
+  BlockQ8_K blk;
+  kquant::quantize_block_q8_K(x, blk);
+  std::memcpy(q, blk.q, sizeof(blk.q));
+  *d = blk.d;
+  for (int t = 0; t < 4; ++t) {
+    const auto lo = static_cast<std::uint16_t>(blk.bsums[4 * t] + blk.bsums[4 * t + 1]);
+    const auto hi = static_cast<std::uint16_t>(blk.bsums[4 * t + 2] + blk.bsums[4 * t + 3]);
+    bs[t] = static_cast<std::int32_t>(static_cast<std::uint32_t>(lo) | static_cast<std::uint32_t>(hi) << 16);
+  }
+}
+
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
+
+// Bytes ahead in a group's stream that packed_tile_q4_K software-prefetches: one position (decode) and tiles of
+// 2 or more (verification, longer per super-block, so further ahead), as the packed Q8_0/Q4_0 kernels.
+#ifndef EDGESPEC_PACKED_Q4_K_PREFETCH_BYTES
+#define EDGESPEC_PACKED_Q4_K_PREFETCH_BYTES 4096
+#endif
+#ifndef EDGESPEC_PACKED_Q4_K_PREFETCH_BATCH_BYTES
+#define EDGESPEC_PACKED_Q4_K_PREFETCH_BATCH_BYTES 8192
+#endif
+
+// One packed Q4_K group (16 rows) @ positions [j, j + P) of xs -> y[p * ys + (0..16)].
+template <int P>
+inline void packed_tile_q4_K(const unsigned char* group, std::int64_t nb, const PackedActsK& xs, std::int64_t j,
+                             float* y, std::int64_t ys) noexcept {
+  constexpr std::int64_t kAhead =
+      P == 1 ? EDGESPEC_PACKED_Q4_K_PREFETCH_BYTES : EDGESPEC_PACKED_Q4_K_PREFETCH_BATCH_BYTES;
+  const std::int8_t* xq = xs.q + j * kQKK;  // super-block b of position j + p: xq + p * 256, xd[p], xbs[4 p ..]
+  const float* xd = xs.d + j;
+  const std::int32_t* xbs = xs.bs + j * 4;
+  const __m512i m4 = _mm512_set1_epi8(15);
+  auto broadcast4 = [](const std::int8_t* p) {
+    std::int32_t v;
+    std::memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+  };
+  __m512 acc[P];
+  for (int p = 0; p < P; ++p) acc[p] = _mm512_setzero_ps();
+  for (std::int64_t b = 0; b < nb; ++b) {
+    const unsigned char* blk = group + b * kQ4KPackedBlock;
+    if constexpr (kAhead > 0)
+      for (std::int64_t line = 0; line < kQ4KPackedBlock; line += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(blk + kAhead + line), _MM_HINT_T0);
+    __m512i sumi[P];
+    for (int p = 0; p < P; ++p) sumi[p] = _mm512_setzero_si512();
+    for (int G = 0; G < 4; ++G) {
+      const __m512i s_lo = _mm512_maskz_cvtepu8_epi32(  // sc_2G, sc_2G+1 of the 16 rows, one per lane
+          0xffff, _mm_load_si128(reinterpret_cast<const __m128i*>(blk + kQ4KPackedSc + 32 * G)));
+      const __m512i s_hi = _mm512_maskz_cvtepu8_epi32(
+          0xffff, _mm_load_si128(reinterpret_cast<const __m128i*>(blk + kQ4KPackedSc + 32 * G + 16)));
+      for (int h = 0; h < 2; ++h) {  // values 64G + 16h .. +16 (low nibbles) and 64G + 32 + 16h .. (high)
+        __m512i lo[4], hi[4];
+        for (int k = 0; k < 4; ++k) {
+          const __m512i v = _mm512_load_si512(blk + kQ4KPackedQuants + (8 * G + 4 * h + k) * 64);
+          lo[k] = _mm512_and_si512(v, m4);
+          hi[k] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+        }
+        for (int p = 0; p < P; ++p) {
+          const std::int8_t* x = xq + p * kQKK + 64 * G + 16 * h;
+          __m512i t_lo = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo[0], broadcast4(x));
+          __m512i t_hi = _mm512_dpbusd_epi32(_mm512_setzero_si512(), hi[0], broadcast4(x + 32));
+          for (int k = 1; k < 4; ++k) {
+            t_lo = _mm512_dpbusd_epi32(t_lo, lo[k], broadcast4(x + 4 * k));
+            t_hi = _mm512_dpbusd_epi32(t_hi, hi[k], broadcast4(x + 32 + 4 * k));
+          }
+          sumi[p] = _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(sumi[p], t_lo, s_lo), t_hi, s_hi);
+        }
+      }
+    }
+    const __m512 dw = _mm512_maskz_cvtph_ps(0xffff, _mm256_load_si256(reinterpret_cast<const __m256i*>(blk)));
+    const __m512 dmw = _mm512_maskz_cvtph_ps(0xffff, _mm256_load_si256(reinterpret_cast<const __m256i*>(blk + 32)));
+    __m512i mins[4];  // lane r: {m_2t, m_2t+1} of row r as two int16
+    for (int t = 0; t < 4; ++t)
+      mins[t] = _mm512_maskz_cvtepu8_epi16(
+          0xffffffff, _mm256_load_si256(reinterpret_cast<const __m256i*>(blk + kQ4KPackedMin + 32 * t)));
+    for (int p = 0; p < P; ++p) {
+      __m512i summ = _mm512_dpwssd_epi32(_mm512_setzero_si512(), mins[0], _mm512_set1_epi32(xbs[4 * p]));
+      for (int t = 1; t < 4; ++t) summ = _mm512_dpwssd_epi32(summ, mins[t], _mm512_set1_epi32(xbs[4 * p + t]));
+      const __m512 dx = _mm512_set1_ps(xd[p]);
+      acc[p] = _mm512_fmadd_ps(_mm512_mul_ps(dw, dx), _mm512_maskz_cvtepi32_ps(0xffff, sumi[p]), acc[p]);
+      acc[p] = _mm512_fnmadd_ps(_mm512_mul_ps(dmw, dx), _mm512_maskz_cvtepi32_ps(0xffff, summ), acc[p]);
+    }
+    xq += xs.n * kQKK;
+    xd += xs.n;
+    xbs += xs.n * 4;
+  }
+  for (int p = 0; p < P; ++p) _mm512_storeu_ps(y + p * ys, acc[p]);
+}
+
+#endif  // AVX-512 VNNI
+
+}  // namespace detail
+
+}  // namespace edgespec
