@@ -30,7 +30,7 @@ using namespace edgespec;
 using bench::env_or;
 
 // What a case runs: the synthetic model of one weight type, written on first use and kept in
-// EDGESPEC_BENCH_DIR, loaded as load_weights does by default (Q8_0/Q4_0/F16 packed) or, with pack = false, with
+// EDGESPEC_BENCH_DIR, loaded as load_weights does by default (Q8_0/Q4_0/F16, with AVX-512 VNNI also Q4_K/Q6_K, packed) or, with pack = false, with
 // row-major matrices only; or, with `file` set (EDGESPEC_BENCH_MODEL), that GGUF file as it is (all its types).
 struct Source {
   DType type = DType::F32;

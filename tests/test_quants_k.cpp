@@ -529,3 +529,30 @@ TEST_CASE("quants_k: packed Q4_K layout round trip", "[quants_k][packed]") {
       CHECK(std::memcmp(out, bytes.data() + r * rb + b * 144, 144) == 0);
     }
 }
+
+// The same for Q6_K: d, the scale pairs, then ql and qh in 4-byte chunks of 16 rows.
+TEST_CASE("quants_k: packed Q6_K layout round trip", "[quants_k][packed]") {
+  if (!packable(DType::Q6_K)) {
+    WARN("SKIPPED: this build has no packed Q6_K layout (it needs AVX-512 VNNI)");
+    return;
+  }
+  const std::int64_t rows = 33, cols = 512, nb = cols / kQKK, rb = row_bytes(DType::Q6_K, cols);
+  const auto f = quant_row(test::kOutliers, 12, rows * cols);
+  std::vector<unsigned char> bytes(static_cast<std::size_t>(rows * rb));
+  for (std::int64_t r = 0; r < rows; ++r) quantize_row(DType::Q6_K, f.data() + r * cols, bytes.data() + r * rb, cols);
+  std::vector<unsigned char> packed(static_cast<std::size_t>(packed_bytes(DType::Q6_K, rows, cols)));
+  CHECK(packed.size() == static_cast<std::size_t>(2 * nb * kQ6KPackedBlock));
+  pack_rows(DType::Q6_K, bytes.data(), rows, cols, packed.data());
+  for (std::int64_t r = 0; r < 32; ++r)
+    for (std::int64_t b = 0; b < nb; ++b) {
+      const unsigned char* blk = packed.data() + r / 16 * nb * kQ6KPackedBlock + b * kQ6KPackedBlock;
+      const std::int64_t i = r % 16;
+      unsigned char out[210];
+      for (int c = 0; c < 32; ++c) std::memcpy(out + 4 * c, blk + kQ6KPackedQl + (16 * c + i) * 4, 4);
+      for (int c = 0; c < 16; ++c) std::memcpy(out + 128 + 4 * c, blk + kQ6KPackedQh + (16 * c + i) * 4, 4);
+      for (int t = 0; t < 8; ++t) std::memcpy(out + 192 + 2 * t, blk + kQ6KPackedSc + 32 * t + 2 * i, 2);
+      std::memcpy(out + 208, blk + 2 * i, 2);
+      INFO("row " << r << " super-block " << b);
+      CHECK(std::memcmp(out, bytes.data() + r * rb + b * 210, 210) == 0);
+    }
+}

@@ -7,7 +7,7 @@
 //   [quantized W]  x (n, cols) f32 -> activations of activation_type(W): Q8_0 (+ per-block sums), Q8_1 or Q8_K
 //                                                                                      once per call, shared
 //   [F16/BF16 W]   x rounded to F16/BF16 (as llama.cpp converts them), then f32 FMA
-//   packed Q8_0/Q4_0/F16/Q4_K W (MatrixView::packed, see packed.hpp, packed_k.hpp), parallel over 16-row groups:
+//   packed Q8_0/Q4_0/F16/Q4_K/Q6_K W (MatrixView::packed, see packed.hpp, packed_k.hpp), parallel over 16-row groups:
 //     for chunk of 16 positions                        (activations of a chunk stay in L2)
 //       for group of 16 rows                           (one sequential stream, read from memory once per chunk)
 //         for tile of kPackedTilePos positions,        (16 rows x P positions in registers, each weight
@@ -24,8 +24,8 @@
 //
 //   packed Q8_0/Q4_0 x Q8_0, AVX-512 VNNI: one vpdpbusd per 4 columns of 16 rows (see packed.hpp)
 //   packed F16 x f32: one FMA per column of 16 rows (converted from one 256-bit load)
-//   packed Q4_K x Q8_K, AVX-512 VNNI: vpdpbusd per 4 columns of 16 rows, vpdpwssd by the sub-block scales
-//                (see packed_k.hpp)
+//   packed Q4_K/Q6_K x Q8_K, AVX-512 VNNI: vpdpbusd per 4 columns of 16 rows, then the sub-block scales
+//                (vpdpwssd / vpmulld; see packed_k.hpp)
 //   row-major Q8_0/Q4_0 x Q8_0: per position, sum |w| * sign(x, w) per 4 bytes: AVX-512 VL VNNI |
 //                AVX-VNNI | AVX2 vpmaddubsw + vpmaddwd | scalar (Q4_0: dpbusd(u, x) - 8 sum(x))
 //   F32/F16/BF16 converted on load (F16C / AVX-512), FMA with f32 activations
@@ -68,8 +68,9 @@ struct MatrixView {
   std::int64_t rows;
   std::int64_t cols;
   const void* data;              // row-major rows, row_bytes(type, cols) each
-  const void* packed = nullptr;  // optional, 64-byte aligned: the same Q8_0/Q4_0/F16 rows' whole groups in the
-                                 // packed layout (kernels/packed.hpp), which matmul streams instead where it can
+  const void* packed = nullptr;  // optional, 64-byte aligned: the same rows' whole groups in the packed layout of
+                                 // their type (Q8_0/Q4_0/F16: kernels/packed.hpp; Q4_K/Q6_K: packed_k.hpp), which
+                                 // matmul streams instead where it can
 };
 
 namespace detail {
@@ -587,20 +588,22 @@ void matmul_quant(ThreadPool& pool, const MatrixView& w, const float* x, std::in
 }
 
 #if EDGESPEC_PACKED_AVX512
-// x (n, cols) f32 -> the Q8_K activations of the row-major K-quant kernels, block-major for packed_tile_q4_K
-// (PackedActsK: q (nb, n, 256) | d (nb, n) | bs (nb, n, 4)), in scratch slot 1.
+// x (n, cols) f32 -> the Q8_K activations of the row-major K-quant kernels, block-major for the packed Q4_K/Q6_K
+// kernels (PackedActsK: q (nb, n, 256) | d (nb, n) | bs (nb, n, 8)), in scratch slot 1.
+template <DType T>
 inline PackedActsK prepare_packed_activations_k(ThreadPool& pool, const float* x, std::int64_t n, std::int64_t cols) {
   const std::int64_t nb = cols / kQKK;
   const std::size_t q_bytes = static_cast<std::size_t>(n * nb * kQKK);  // a multiple of 256
-  auto* scratch = static_cast<unsigned char*>(
-      activation_scratch(1).get(q_bytes + static_cast<std::size_t>(n * nb) * (sizeof(float) + 4 * sizeof(std::int32_t))));
+  auto* scratch = static_cast<unsigned char*>(activation_scratch(1).get(
+      q_bytes + static_cast<std::size_t>(n * nb) * (sizeof(float) + kPackedActKWords * sizeof(std::int32_t))));
   auto* q = reinterpret_cast<std::int8_t*>(scratch);
   auto* d = reinterpret_cast<float*>(scratch + q_bytes);
   auto* bs = reinterpret_cast<std::int32_t*>(d + n * nb);
   auto prepare = [&](std::int64_t b0, std::int64_t b1) {
     for (std::int64_t b = b0; b < b1; ++b)
       for (std::int64_t j = 0; j < n; ++j)
-        quantize_act_block_k(x + j * cols + b * kQKK, q + (b * n + j) * kQKK, d + b * n + j, bs + (b * n + j) * 4);
+        quantize_act_block_k<T>(x + j * cols + b * kQKK, q + (b * n + j) * kQKK, d + b * n + j,
+                                bs + (b * n + j) * kPackedActKWords);
   };
   if (n * cols <= 65536) {
     prepare(0, nb);
@@ -610,22 +613,24 @@ inline PackedActsK prepare_packed_activations_k(ThreadPool& pool, const float* x
   return {q, d, bs, n};
 }
 
-// The packed groups of a Q4_K matrix @ x (n, cols) -> rows [0, 16 * groups) of y (n, rows): the loop nest of
-// matmul_quant's packed branch (groups in parallel; per chunk of positions, tiles of up to kPackedTilePos).
-inline void matmul_packed_q4_K(ThreadPool& pool, const MatrixView& w, const float* x, std::int64_t n, float* y) {
+// The packed groups of a Q4_K/Q6_K matrix @ x (n, cols) -> rows [0, 16 * groups) of y (n, rows): the loop nest
+// of matmul_quant's packed branch (groups in parallel; per chunk of positions, tiles of up to kPackedTilePos).
+template <DType T>
+inline void matmul_packed_k(ThreadPool& pool, const MatrixView& w, const float* x, std::int64_t n, float* y) {
   ES_CHECK(reinterpret_cast<std::uintptr_t>(w.packed) % 64 == 0,
            "matmul: packed weights must be 64-byte aligned (allocate them with allocate_aligned)");
-  const std::int64_t nb = w.cols / kQKK, groups = w.rows / kPackRows, gs = packed_group_bytes(DType::Q4_K, nb);
+  const std::int64_t nb = w.cols / kQKK, groups = w.rows / kPackRows, gs = packed_group_bytes(T, nb);
   const auto* packed = static_cast<const unsigned char*>(w.packed);
-  const PackedActsK acts = prepare_packed_activations_k(pool, x, n, w.cols);
+  const PackedActsK acts = prepare_packed_activations_k<T>(pool, x, n, w.cols);
   pool.parallel_for(
       groups,
       [&](std::int64_t g0, std::int64_t g1) {
         for (std::int64_t c = 0; c < n; c += kPosChunk)
           for (std::int64_t g = g0; g < g1; ++g)
             for_each_position_tile<kPackedTilePos>(c, std::min(n, c + kPosChunk), [&](std::int64_t j, auto pt) {
-              packed_tile_q4_K<decltype(pt)::value>(packed + g * gs, nb, acts, j, y + j * w.rows + g * kPackRows,
-                                                    w.rows);
+              float* out = y + j * w.rows + g * kPackRows;
+              if constexpr (T == DType::Q4_K) packed_tile_q4_K<decltype(pt)::value>(packed + g * gs, nb, acts, j, out, w.rows);
+              else packed_tile_q6_K<decltype(pt)::value>(packed + g * gs, nb, acts, j, out, w.rows);
             });
       },
       std::max<std::int64_t>(1, row_grain(w.cols, n) / kPackRows));
@@ -658,9 +663,9 @@ void matmul_block(ThreadPool& pool, const MatrixView& w, const float* x, std::in
   } else {
     std::int64_t r_begin = 0;  // rows from here on are read row-major
 #if EDGESPEC_PACKED_AVX512
-    if constexpr (T == DType::Q4_K) {
+    if constexpr (T == DType::Q4_K || T == DType::Q6_K) {
       if (w.packed != nullptr) {
-        matmul_packed_q4_K(pool, w, x, n, y);
+        matmul_packed_k<T>(pool, w, x, n, y);
         r_begin = w.rows / kPackRows * kPackRows;
         if (r_begin == w.rows) return;
       }

@@ -71,9 +71,10 @@ inline constexpr bool kPackedKernels = EDGESPEC_PACKED_KERNELS != 0;
 inline constexpr int kPackRows = 16;
 
 // Whether a type has a packed layout in this build, and whether a (rows, cols) matrix of it can take it. Q4_K's
-// (packed_k.hpp) exists in AVX-512 VNNI builds only: it has no AVX2 kernel.
+// and Q6_K's (packed_k.hpp) exist in AVX-512 VNNI builds only: they have no AVX2 kernel.
 [[nodiscard]] constexpr bool packable(DType t) noexcept {
-  return t == DType::Q8_0 || t == DType::Q4_0 || t == DType::F16 || (t == DType::Q4_K && EDGESPEC_PACKED_AVX512);
+  return t == DType::Q8_0 || t == DType::Q4_0 || t == DType::F16 ||
+         ((t == DType::Q4_K || t == DType::Q6_K) && EDGESPEC_PACKED_AVX512);
 }
 [[nodiscard]] constexpr bool packable(DType t, std::int64_t cols) noexcept {
   return packable(t) && cols % (t == DType::F16 ? 4 : block_values(t)) == 0;
@@ -97,10 +98,11 @@ inline constexpr int kPackRows = 16;
   return b / 2 * packed_pair_bytes(t) + 2 * packed_block_quant_bytes(t) + b % 2 * kPackRows * 2;
 }
 
-// Bytes of one group of 16 rows of nb blocks (F16: nb = cols; Q4_K: nb super-blocks).
+// Bytes of one group of 16 rows of nb blocks (F16: nb = cols; Q4_K, Q6_K: nb super-blocks).
 [[nodiscard]] constexpr std::int64_t packed_group_bytes(DType t, std::int64_t nb) noexcept {
-  return t == DType::F16 ? kPackRows * 2 * nb
+  return t == DType::F16    ? kPackRows * 2 * nb
          : t == DType::Q4_K ? kQ4KPackedBlock * nb
+         : t == DType::Q6_K ? kQ6KPackedBlock * nb
                             : (nb + 1) / 2 * packed_pair_bytes(t);
 }
 
@@ -139,11 +141,11 @@ inline void pack_group_f16(const unsigned char* in, std::int64_t ws, std::int64_
 }
 }  // namespace detail
 
-// Row-major Q8_0/Q4_0/F16/Q4_K rows (rows, cols) at src -> their whole groups at dst (packed_bytes(t, rows, cols)).
+// Row-major Q8_0/Q4_0/F16/Q4_K/Q6_K rows (rows, cols) at src -> their whole groups at dst (packed_bytes(t, rows, cols)).
 inline void pack_rows(DType t, const void* src, std::int64_t rows, std::int64_t cols, void* dst,
                       ThreadPool* pool = nullptr) {
   ES_CHECK(packable(t), "pack_rows: ", name(t), " has no packed layout in this build (Q8_0, Q4_0, F16",
-           EDGESPEC_PACKED_AVX512 ? " and Q4_K)" : "; Q4_K needs AVX-512 VNNI)");
+           EDGESPEC_PACKED_AVX512 ? ", Q4_K and Q6_K)" : "; Q4_K and Q6_K need AVX-512 VNNI)");
   ES_CHECK(rows >= 0 && cols >= 0 && packable(t, cols), "pack_rows: bad shape (", rows, ", ", cols, ") for ",
            name(t), " (cols must be a multiple of ", t == DType::F16 ? 4 : block_values(t), ")");
   const auto* in = static_cast<const unsigned char*>(src);
@@ -163,10 +165,11 @@ inline void pack_rows(DType t, const void* src, std::int64_t rows, std::int64_t 
     });
     return;
   }
-  if (t == DType::Q4_K) {
+  if (t == DType::Q4_K || t == DType::Q6_K) {
     const std::int64_t nb = cols / kQKK, ws = row_bytes(t, cols), gs = packed_group_bytes(t, nb);
+    const auto pack_group = t == DType::Q4_K ? detail::pack_group_q4_K : detail::pack_group_q6_K;
     run([&](std::int64_t g0, std::int64_t g1) {
-      for (std::int64_t g = g0; g < g1; ++g) detail::pack_group_q4_K(in + g * kPackRows * ws, ws, nb, out + g * gs);
+      for (std::int64_t g = g0; g < g1; ++g) pack_group(in + g * kPackRows * ws, ws, nb, out + g * gs);
     });
     return;
   }

@@ -1,5 +1,6 @@
-// Row-interleaved ("packed") Q4_K weights for AVX-512 VNNI builds: the layout behind one-pass verification of
-// Q4_K targets (llama.cpp's Q4_K_M files), next to packed.hpp's Q8_0/Q4_0/F16 ones.
+// Row-interleaved ("packed") Q4_K and Q6_K weights for AVX-512 VNNI builds: the layouts behind one-pass
+// verification of K-quant targets (llama.cpp's Q4_K_M files: Q4_K, with Q6_K for some matrices), next to
+// packed.hpp's Q8_0/Q4_0/F16 ones.
 //
 // Row-major, each Q4_K row repeats per super-block (256 values) the float steps of its own scales: a kernel
 // verifying P positions does per row and position ~20 instructions of scale and min arithmetic for 4 vpdpbusd,
@@ -23,6 +24,20 @@
 //   summ   = sum_t dpwssd({m_2t, m_2t+1}, {bsum_2t, bsum_2t+1})                               = sum_j m_j bsum_j
 //   y     += (d d_x) * float(sumi) - (dmin d_x) * float(summ)                 per super-block, in order
 //
+// Q6_K (u = q + 32 in 0..63, sub-blocks of 16 with int8 scales), kQ6KPackedBlock = 3392 bytes (53 lines; the
+// rows' 3360 and 32 bytes of padding):
+//     [   0,   32)  d     16 rows x f16
+//     [  32,   64)  zero
+//     [  64,  320)  sc    8 pairs t x 16 rows x {sc_2t, sc_2t+1} int8
+//     [ 320, 2368)  ql    32 chunks c: 16 rows x ql[4c .. 4c + 4)    (c = 16h + 8a + k: ql[64h + 32a + 4k ..])
+//     [2368, 3392)  qh    16 chunks c: 16 rows x qh[4c .. 4c + 4)    (c = 8h + k: qh[32h + 4k ..])
+//
+//   u (16 values) = 4 chunks of ql nibbles | 2 bits of qh << 4;  t = dpbusd over them (|t| <= 16 * 63 * 127)
+//   sumi  = -32 sum_t dpwssd({sc_2t, sc_2t+1}, {bsum16_2t, bsum16_2t+1})  +  sum_j vpmulld(t_j, sc_j)
+//   y    += (d d_x) * float(sumi)
+//
+// (t does not fit the int16 that vpdpwssd multiplies, so the scales go through vpmulld.)
+//
 // Integer sums are exact, and every (row, position) output takes the same float steps whatever the tile of
 // positions, so a batch equals single positions bit for bit (the values equal the row-major kernel's to f32
 // rounding of a different summation order).
@@ -44,6 +59,9 @@ namespace edgespec {
 inline constexpr std::int64_t kQ4KPackedBlock = 2368;
 inline constexpr std::int64_t kQ4KPackedSc = 64, kQ4KPackedMin = 192, kQ4KPackedQuants = 320;
 static_assert(kQ4KPackedBlock == kQ4KPackedQuants + 32 * 64 && kQ4KPackedBlock % 64 == 0);
+inline constexpr std::int64_t kQ6KPackedBlock = 3392;
+inline constexpr std::int64_t kQ6KPackedSc = 64, kQ6KPackedQl = 320, kQ6KPackedQh = 2368;
+static_assert(kQ6KPackedBlock == kQ6KPackedQh + 16 * 64 && kQ6KPackedBlock % 64 == 0);
 
 namespace detail {
 
@@ -68,39 +86,64 @@ inline void pack_group_q4_K(const unsigned char* in, std::int64_t ws, std::int64
   }
 }
 
-// Q8_K activations of n positions prepared for the packed Q4_K kernel, block-major (as PackedActs):
-//   q (nb, n, 256) int8 | d (nb, n) f32 | bs (nb, n, 4) int32 = {bsum_2t, bsum_2t+1} as two int16
-// where bsum_j sums the 32 q of sub-block j (|bsum_j| <= 32 * 127).
+// 16 Q6_K rows (ws bytes apart, nb super-blocks each) -> one packed group at out (nb * kQ6KPackedBlock bytes).
+inline void pack_group_q6_K(const unsigned char* in, std::int64_t ws, std::int64_t nb, unsigned char* out) noexcept {
+  constexpr int kRows = 16;
+  for (std::int64_t b = 0; b < nb; ++b) {
+    unsigned char* blk = out + b * kQ6KPackedBlock;
+    std::memset(blk + 32, 0, 32);
+    for (int r = 0; r < kRows; ++r) {
+      const unsigned char* src = in + r * ws + b * block_bytes(DType::Q6_K);  // ql[128] | qh[64] | sc[16] | d
+      std::memcpy(blk + 2 * r, src + 208, 2);
+      for (int t = 0; t < 8; ++t) std::memcpy(blk + kQ6KPackedSc + 32 * t + 2 * r, src + 192 + 2 * t, 2);
+      for (int c = 0; c < 32; ++c) std::memcpy(blk + kQ6KPackedQl + (kRows * c + r) * 4, src + 4 * c, 4);
+      for (int c = 0; c < 16; ++c) std::memcpy(blk + kQ6KPackedQh + (kRows * c + r) * 4, src + 128 + 4 * c, 4);
+    }
+  }
+}
+
+// Q8_K activations of n positions prepared for the packed K-quant kernels, block-major (as PackedActs):
+//   q (nb, n, 256) int8 | d (nb, n) f32 | bs (nb, n, 8) int32, two int16 sums of q per word:
+//     Q4_K  words 0..3: {bsum_2t, bsum_2t+1}, bsum_j = sum of the 32 q of sub-block j (|.| <= 32 * 127)
+//     Q6_K  words 0..7: {bsum16_2t, bsum16_2t+1}, the Q8_K block's own sums of 16 (its bsums array)
 struct PackedActsK {
   const std::int8_t* q;
   const float* d;
   const std::int32_t* bs;
   std::int64_t n;
 };
+inline constexpr int kPackedActKWords = 8;
 
 // One position's block x (256,) -> its Q8_K quantization (quantize_block_q8_K, as the row-major kernels get)
-// at q (256,), *d and bs (4,).
+// at q (256,), *d and bs (8,) for weights of type T.
+template <DType T>
 inline void quantize_act_block_k(const float* x, std::int8_t* q, float* d, std::int32_t* bs) noexcept {
+  static_assert(T == DType::Q4_K || T == DType::Q6_K, "quantize_act_block_k: Q4_K or Q6_K");
   BlockQ8_K blk;
   kquant::quantize_block_q8_K(x, blk);
   std::memcpy(q, blk.q, sizeof(blk.q));
   *d = blk.d;
-  for (int t = 0; t < 4; ++t) {
-    const auto lo = static_cast<std::uint16_t>(blk.bsums[4 * t] + blk.bsums[4 * t + 1]);
-    const auto hi = static_cast<std::uint16_t>(blk.bsums[4 * t + 2] + blk.bsums[4 * t + 3]);
-    bs[t] = static_cast<std::int32_t>(static_cast<std::uint32_t>(lo) | static_cast<std::uint32_t>(hi) << 16);
+  if constexpr (T == DType::Q6_K) {
+    std::memcpy(bs, blk.bsums, sizeof(blk.bsums));
+  } else {
+    for (int t = 0; t < 4; ++t) {
+      const auto lo = static_cast<std::uint16_t>(blk.bsums[4 * t] + blk.bsums[4 * t + 1]);
+      const auto hi = static_cast<std::uint16_t>(blk.bsums[4 * t + 2] + blk.bsums[4 * t + 3]);
+      bs[t] = static_cast<std::int32_t>(static_cast<std::uint32_t>(lo) | static_cast<std::uint32_t>(hi) << 16);
+    }
+    for (int t = 4; t < kPackedActKWords; ++t) bs[t] = 0;
   }
 }
 
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
 
-// Bytes ahead in a group's stream that packed_tile_q4_K software-prefetches: one position (decode) and tiles of
+// Bytes ahead in a group's stream that packed_tile_q4_K and packed_tile_q6_K software-prefetch: one position (decode) and tiles of
 // 2 or more (verification, longer per super-block, so further ahead), as the packed Q8_0/Q4_0 kernels.
-#ifndef EDGESPEC_PACKED_Q4_K_PREFETCH_BYTES
-#define EDGESPEC_PACKED_Q4_K_PREFETCH_BYTES 4096
+#ifndef EDGESPEC_PACKED_KQUANT_PREFETCH_BYTES
+#define EDGESPEC_PACKED_KQUANT_PREFETCH_BYTES 4096
 #endif
-#ifndef EDGESPEC_PACKED_Q4_K_PREFETCH_BATCH_BYTES
-#define EDGESPEC_PACKED_Q4_K_PREFETCH_BATCH_BYTES 8192
+#ifndef EDGESPEC_PACKED_KQUANT_PREFETCH_BATCH_BYTES
+#define EDGESPEC_PACKED_KQUANT_PREFETCH_BATCH_BYTES 8192
 #endif
 
 // One packed Q4_K group (16 rows) @ positions [j, j + P) of xs -> y[p * ys + (0..16)].
@@ -108,10 +151,10 @@ template <int P>
 inline void packed_tile_q4_K(const unsigned char* group, std::int64_t nb, const PackedActsK& xs, std::int64_t j,
                              float* y, std::int64_t ys) noexcept {
   constexpr std::int64_t kAhead =
-      P == 1 ? EDGESPEC_PACKED_Q4_K_PREFETCH_BYTES : EDGESPEC_PACKED_Q4_K_PREFETCH_BATCH_BYTES;
+      P == 1 ? EDGESPEC_PACKED_KQUANT_PREFETCH_BYTES : EDGESPEC_PACKED_KQUANT_PREFETCH_BATCH_BYTES;
   const std::int8_t* xq = xs.q + j * kQKK;  // super-block b of position j + p: xq + p * 256, xd[p], xbs[4 p ..]
   const float* xd = xs.d + j;
-  const std::int32_t* xbs = xs.bs + j * 4;
+  const std::int32_t* xbs = xs.bs + j * kPackedActKWords;
   const __m512i m4 = _mm512_set1_epi8(15);
   auto broadcast4 = [](const std::int8_t* p) {
     std::int32_t v;
@@ -158,15 +201,97 @@ inline void packed_tile_q4_K(const unsigned char* group, std::int64_t nb, const 
       mins[t] = _mm512_maskz_cvtepu8_epi16(
           0xffffffff, _mm256_load_si256(reinterpret_cast<const __m256i*>(blk + kQ4KPackedMin + 32 * t)));
     for (int p = 0; p < P; ++p) {
-      __m512i summ = _mm512_dpwssd_epi32(_mm512_setzero_si512(), mins[0], _mm512_set1_epi32(xbs[4 * p]));
-      for (int t = 1; t < 4; ++t) summ = _mm512_dpwssd_epi32(summ, mins[t], _mm512_set1_epi32(xbs[4 * p + t]));
+      const std::int32_t* bs = xbs + kPackedActKWords * p;
+      __m512i summ = _mm512_dpwssd_epi32(_mm512_setzero_si512(), mins[0], _mm512_set1_epi32(bs[0]));
+      for (int t = 1; t < 4; ++t) summ = _mm512_dpwssd_epi32(summ, mins[t], _mm512_set1_epi32(bs[t]));
       const __m512 dx = _mm512_set1_ps(xd[p]);
       acc[p] = _mm512_fmadd_ps(_mm512_mul_ps(dw, dx), _mm512_maskz_cvtepi32_ps(0xffff, sumi[p]), acc[p]);
       acc[p] = _mm512_fnmadd_ps(_mm512_mul_ps(dmw, dx), _mm512_maskz_cvtepi32_ps(0xffff, summ), acc[p]);
     }
     xq += xs.n * kQKK;
     xd += xs.n;
-    xbs += xs.n * 4;
+    xbs += xs.n * kPackedActKWords;
+  }
+  for (int p = 0; p < P; ++p) _mm512_storeu_ps(y + p * ys, acc[p]);
+}
+
+// One packed Q6_K group (16 rows) @ positions [j, j + P) of xs -> y[p * ys + (0..16)].
+template <int P>
+inline void packed_tile_q6_K(const unsigned char* group, std::int64_t nb, const PackedActsK& xs, std::int64_t j,
+                             float* y, std::int64_t ys) noexcept {
+  constexpr std::int64_t kAhead =
+      P == 1 ? EDGESPEC_PACKED_KQUANT_PREFETCH_BYTES : EDGESPEC_PACKED_KQUANT_PREFETCH_BATCH_BYTES;
+  const std::int8_t* xq = xs.q + j * kQKK;
+  const float* xd = xs.d + j;
+  const std::int32_t* xbs = xs.bs + j * kPackedActKWords;
+  const __m512i m4 = _mm512_set1_epi8(15), m30 = _mm512_set1_epi8(0x30);
+  auto broadcast4 = [](const std::int8_t* p) {
+    std::int32_t v;
+    std::memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+  };
+  __m512 acc[P];
+  for (int p = 0; p < P; ++p) acc[p] = _mm512_setzero_ps();
+  for (std::int64_t b = 0; b < nb; ++b) {
+    const unsigned char* blk = group + b * kQ6KPackedBlock;
+    if constexpr (kAhead > 0)
+      for (std::int64_t line = 0; line < kQ6KPackedBlock; line += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(blk + kAhead + line), _MM_HINT_T0);
+    auto sc_pairs = [&](int t) {  // lane r: {sc_2t, sc_2t+1} of row r as two int16
+      return _mm512_maskz_cvtepi8_epi16(
+          0xffffffff, _mm256_load_si256(reinterpret_cast<const __m256i*>(blk + kQ6KPackedSc + 32 * t)));
+    };
+    auto sc_of = [&](int j) {  // lane r: sc_j of row r as int32
+      const __m512i v = sc_pairs(j / 2);
+      return j % 2 == 0 ? _mm512_maskz_srai_epi32(0xffff, _mm512_maskz_slli_epi32(0xffff, v, 16), 16)
+                        : _mm512_maskz_srai_epi32(0xffff, v, 16);
+    };
+    __m512i sumi[P];  // from -32 sum_j sc_j bsum16_j: u = q + 32
+    for (int p = 0; p < P; ++p) sumi[p] = _mm512_setzero_si512();
+    for (int t = 0; t < 8; ++t) {
+      const __m512i pairs = sc_pairs(t);
+      for (int p = 0; p < P; ++p)
+        sumi[p] = _mm512_dpwssd_epi32(sumi[p], pairs, _mm512_set1_epi32(xbs[kPackedActKWords * p + t]));
+    }
+    for (int p = 0; p < P; ++p)
+      sumi[p] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_maskz_slli_epi32(0xffff, sumi[p], 5));
+    for (int h = 0; h < 2; ++h)
+      for (int s = 0; s < 2; ++s) {  // ql/qh bytes 16s .. 16s + 16 of each 32: values 16s .. of each run of 32
+        __m512i qh[4];
+        for (int i = 0; i < 4; ++i)
+          qh[i] = _mm512_load_si512(blk + kQ6KPackedQh + (8 * h + 4 * s + i) * 64);
+        for (int a = 0; a < 2; ++a) {
+          // low nibbles: values 128h + 32a + 16s .. +16 (sub-block 8h + 2a + s), qh bits 2a, 2a + 1;
+          // high nibbles: values 128h + 64 + 32a + 16s .. (sub-block 8h + 4 + 2a + s), qh bits 4 + 2a, 5 + 2a
+          const __m512i s_lo = sc_of(8 * h + 2 * a + s), s_hi = sc_of(8 * h + 4 + 2 * a + s);
+          __m512i u_lo[4], u_hi[4];
+          for (int i = 0; i < 4; ++i) {
+            const __m512i ql = _mm512_load_si512(blk + kQ6KPackedQl + (16 * h + 8 * a + 4 * s + i) * 64);
+            const __m512i hl = a == 0 ? _mm512_slli_epi16(qh[i], 4) : _mm512_slli_epi16(qh[i], 2);
+            const __m512i hh = a == 0 ? qh[i] : _mm512_srli_epi16(qh[i], 2);
+            u_lo[i] = _mm512_or_si512(_mm512_and_si512(ql, m4), _mm512_and_si512(hl, m30));
+            u_hi[i] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4), _mm512_and_si512(hh, m30));
+          }
+          for (int p = 0; p < P; ++p) {
+            const std::int8_t* x = xq + p * kQKK + 128 * h + 32 * a + 16 * s;
+            __m512i t_lo = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u_lo[0], broadcast4(x));
+            __m512i t_hi = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u_hi[0], broadcast4(x + 64));
+            for (int i = 1; i < 4; ++i) {
+              t_lo = _mm512_dpbusd_epi32(t_lo, u_lo[i], broadcast4(x + 4 * i));
+              t_hi = _mm512_dpbusd_epi32(t_hi, u_hi[i], broadcast4(x + 64 + 4 * i));
+            }
+            sumi[p] = _mm512_add_epi32(sumi[p], _mm512_add_epi32(_mm512_mullo_epi32(t_lo, s_lo),
+                                                                 _mm512_mullo_epi32(t_hi, s_hi)));
+          }
+        }
+      }
+    const __m512 dw = _mm512_maskz_cvtph_ps(0xffff, _mm256_load_si256(reinterpret_cast<const __m256i*>(blk)));
+    for (int p = 0; p < P; ++p)
+      acc[p] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_set1_ps(xd[p])), _mm512_maskz_cvtepi32_ps(0xffff, sumi[p]),
+                               acc[p]);
+    xq += xs.n * kQKK;
+    xd += xs.n;
+    xbs += xs.n * kPackedActKWords;
   }
   for (int p = 0; p < P; ++p) _mm512_storeu_ps(y + p * ys, acc[p]);
 }
