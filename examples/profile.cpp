@@ -369,8 +369,12 @@ int main(int argc, char** argv) {
       // forwards) per prompt: correct the estimate with this drafter's measured step.
       const double step_ratio = dp.timings.front().forward.seconds[0] / prof.target.front().forward.seconds[0];
       const double per_prompt = gen_len / 3.0 * (G * step_ratio + 4);
+      double apart_pairs = 0;  // placements on two devices: the overlapped calibration's two prompts each
+      for (const std::string& dd : draft_devices)
+        for (const std::string& td : target_devices) apart_pairs += dd != td ? 1 : 0;
       progress.add(static_cast<double>(prompts.size()) * per_prompt +
-                   2.0 * (per_prompt + gen_len) * static_cast<double>(draft_devices.size() - 1 + target_devices.size() - 1));
+                   2.0 * (per_prompt + gen_len) *
+                       static_cast<double>(draft_devices.size() - 1 + target_devices.size() - 1 + apart_pairs));
       // Acceptance: the real pipeline at draft length G in the first placement given, every round recorded;
       // before each prompt, target-only decoding of it. Both calibrate the tables (cost::Costs' scales): what
       // the rounds' drafting and verification and the target-only steps took over what the tables predict.
@@ -463,6 +467,46 @@ int main(int argc, char** argv) {
           t.per_position = sample / verified_rows;
         }
 
+      // The overlapped schedule as it runs: the real Overlapped pipeline (g = 3, each draft accepted with
+      // probability kOverlapAlpha, so that the acceptance is the model's own) on two prompts, its decode time over
+      // the model's prediction for the same prompt lengths and tokens with this placement's contention factors
+      // (the last entry of prof.contention); the median of the two.
+      auto overlap_scale = [&](const std::string& ddev, const std::string& tdev) {
+        constexpr double kOverlapAlpha = 0.8;
+        const int g = std::clamp(G - 1, 1, 3);
+        std::vector<std::string> argv_s = {"edgespec-profile", "--draft-len", std::to_string(g), "--threads",
+                                           std::to_string(threads), "--draft-device", ddev, "--target-device",
+                                           tdev, "--schedule", "overlapped", "--forced-acceptance",
+                                           std::to_string(kOverlapAlpha)};
+        if (d.kind == "file") argv_s.insert(argv_s.end(), {"--draft", d.spec});
+        if (d.kind == "quant") argv_s.insert(argv_s.end(), {"--draft-quant", d.spec});
+        if (d.kind == "skip") argv_s.insert(argv_s.end(), {"--draft-skip", d.spec});
+        std::vector<char*> av;
+        for (auto& a : argv_s) av.push_back(a.data());
+        const cli::Args sargs(static_cast<int>(av.size()), av.data(),
+                              {"draft", "draft-quant", "draft-skip", "draft-len", "threads", "draft-device",
+                               "target-device", "schedule", "forced-acceptance"}, {});
+        PipelineOptions po;
+        po.sampling.temperature = static_cast<float>(temp);
+        po.max_seq = max_ctx;
+        auto session = cli::SpeculativeSession::from_args(sargs, target, tok, pool, po);
+        cost::Config cfg;
+        cfg.draft_len = g;
+        cfg.overlapped = true;
+        cost::Trace trace = dp.trace();
+        trace.forced_alpha = kOverlapAlpha;
+        const cost::Costs costs = planning::costs_for(prof, dp, ddev, *prof.target_on(tdev), tdev, true);
+        std::vector<double> ratios;
+        for (std::size_t pi = 0; pi < std::min<std::size_t>(2, prompts.size()); ++pi) {
+          session->begin(prompts[pi]);
+          const SpeculativeResult r = session->run(gen_len, {});
+          const cost::Prediction pred = cost::predict(
+              costs, trace, cfg, cost::Workload{static_cast<int>(prompts[pi].size()), r.stats.gen.generated_tokens});
+          if (r.stats.gen.decode_seconds > 0 && pred.tokens_per_second > 0)
+            ratios.push_back(pred.tokens_per_second / r.stats.gen.decode_tokens_per_second());
+        }
+        return ratios.empty() ? 1.0 : median(ratios);
+      };
       // Contention: each side's forward time while the other device runs its own work.
       for (const std::string& tdev : target_devices)
         for (const std::string& ddev : draft_devices) {
@@ -510,6 +554,8 @@ int main(int argc, char** argv) {
               progress.step(d.label + ": contention " + ddev + "/" + tdev, 40);
             });
           });
+          prof.contention.back().overlapped = overlap_scale(ddev, tdev);
+          progress.step(d.label + ": overlapped " + ddev + "/" + tdev, 2.0 * (per_prompt + gen_len));
         }
       prof.drafters.push_back(std::move(dp));
     }

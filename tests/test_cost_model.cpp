@@ -143,6 +143,18 @@ TEST_CASE("overlapped: drafting ahead during verification saves the next round's
   c.target_contended = 1.5;
   const cost::Prediction q = cost::predict(c, t, cfg, {10, 40});
   CHECK(q.seconds_per_round == Approx((0.006 + 10 * 0.0195) / 10));
+  // the schedule's measured cost beyond the model (profile.contention[].overlapped): every overlapped round
+  // times the scale, the target-only baseline unchanged
+  c.overlap_scale = 1.25;
+  const cost::Prediction s = cost::predict(c, t, cfg, {10, 40});
+  CHECK(s.seconds_per_round == Approx(1.25 * q.seconds_per_round));
+  CHECK(s.baseline_tokens_per_second == Approx(q.baseline_tokens_per_second));
+  cfg.overlapped = false;  // a sequential round ignores it
+  cost::Costs plain = c;
+  plain.overlap_scale = 1.0;
+  CHECK(cost::predict(c, t, cfg, {10, 40}).seconds_per_round == cost::predict(plain, t, cfg, {10, 40}).seconds_per_round);
+  cfg.overlapped = true;
+  c.overlap_scale = 1.0;
   // alpha = 0: nothing kept, every round discards what it drafted ahead (4 steps)
   t.forced_alpha = 0.0;
   const cost::Prediction r = cost::predict(c, t, cfg, {10, 40});

@@ -164,6 +164,34 @@ def check_split(tmp):
         assert f"--target-device {first} --target-split 2" in mid["flags"], mid["flags"]
     fails_with(plan + ["--target-split", "2", "--schedule", "overlapped", "--draft-device", "gpu"],
                "split target")
+
+    # the overlapped schedule's measured cost: the real Overlapped pipeline over the model's prediction for it,
+    # one factor per placement on two devices; it multiplies overlapped rounds only, and a profile without it
+    # (an older one) reads as 1
+    assert len(prof["contention"]) == len(prof["drafters"]), prof["contention"]  # one placement on two devices
+    for c in prof["contention"]:
+        assert (c["draft_device"], c["target_device"]) == ("cpu", "gpu") and 0.3 < c["overlapped"] < 5, c
+    (ki,) = [i for i, c in enumerate(prof["contention"]) if c["drafter"] == "target as Q8_0"]
+    k = prof["contention"][ki]
+    over = ["--target-device", "gpu", "--schedule", "overlapped"]
+    _, measured = per_token(*over)
+    _, sequential = per_token("--target-device", "gpu")
+    def edited(factor):
+        p2 = json.load(open(out))
+        if factor is None:
+            del p2["contention"][ki]["overlapped"]
+        else:
+            p2["contention"][ki]["overlapped"] = factor
+        path = os.path.join(tmp, f"edited-{factor}.json")
+        json.dump(p2, open(path, "w"))
+        pl = [tool("edgespec-plan"), "--profile", path, "--predict", "--", "--draft-quant", "q8_0", "--draft-len", "3"]
+        return (json.loads(run(*pl, *over).stdout)["predicted_tokens_per_second"],
+                json.loads(run(*pl, "--target-device", "gpu").stdout)["predicted_tokens_per_second"])
+    one, seq_one = edited(None)
+    two, seq_two = edited(2.0)
+    assert abs(one / measured["predicted_tokens_per_second"] - k["overlapped"]) <= 1e-6 * k["overlapped"], (one, measured, k)
+    assert abs(one / two - 2.0) <= 1e-9, (one, two)
+    assert seq_one == seq_two == sequential["predicted_tokens_per_second"], (seq_one, seq_two, sequential)
     fails_with(plan + ["--target-split", str(layers + 1)], "out of range")
     fails_with(plan + ["--target-split", "2", "--lm-head-device", "cpu"], "--lm-head-device must name that device")
 
@@ -179,7 +207,7 @@ def check_split(tmp):
         "target as Q8_0 on cpu, target on gpu, classifier on cpu, g 2"], val
     for c in val["configs"]:
         assert c["predicted_speedup"] > 0 and c["measured_speedup"] > 0, c
-    print("split: the split target profiled, predicted linear in the cut, validated, errors OK")
+    print("split: the split target profiled, predicted linear in the cut, validated, errors OK; overlapped factor OK")
 
 
 def check_header(tmp):

@@ -10,7 +10,8 @@
 //   round (overlapped):   as above, but the target's forward runs while the drafter drafts ahead on the other
 //                         device: max(T_target' , s T_draft'(1)) with s = min(g + 1, ceil(T_target' / T_draft'));
 //                         the next round starts with s - 1 drafts when all d were accepted and the bonus token was
-//                         the drafter's guess (primes: times under contention)
+//                         the drafter's guess (primes: times under contention); the whole round times the
+//                         measured overlap_scale (the schedule's hand-offs)
 //   tokens per round:     k + 1, k = min(accepted at draft length G, d)
 //
 // where d is the number of drafts (g, or fewer with early stop), f the draft forwards (d, plus one when early
@@ -121,6 +122,9 @@ struct Costs {
   // speed drifts between measurements): drafting steps, verifications, target-only decoding steps (their sampling
   // and bookkeeping included).
   double draft_scale = 1.0, verify_scale = 1.0, baseline_scale = 1.0;
+  // Overlapped: the real schedule's time over what the rounds above predict for it (its threads' hand-offs),
+  // measured by the profiler on the same placement; multiplies every overlapped round.
+  double overlap_scale = 1.0;
 };
 
 // ---- acceptance data ----
@@ -278,7 +282,7 @@ constexpr Prediction predict(const Costs& c, const Trace& trace, const Config& c
       }
       const bool kept = cfg.overlapped && k == d && d > 0 && ahead >= 2 && k_full >= std::min(d + 1, G);
       const double overhead = c.per_round + c.per_position * (d + 1);
-      const double round_t = draft_t + verify_t + overhead;
+      const double round_t = (draft_t + verify_t + overhead) * (cfg.overlapped ? c.overlap_scale : 1.0);
       int tokens = k + 1;
       tokens = std::min(tokens, w.gen_len - produced);
       // ---- state for the next round ----

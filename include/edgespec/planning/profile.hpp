@@ -92,8 +92,23 @@ struct Contention {
   std::string drafter;  // which drafter ran beside the target
   std::string draft_device, target_device;
   double target = 1.0, draft = 1.0;  // forward time with the other device busy / alone
+  // The real Overlapped pipeline's decode time over what the model predicts for the same run with the factors
+  // above: what the schedule's hand-offs between its threads (the verifying host thread, the drafting thread, the
+  // OpenCL runtime's) cost beyond two forwards side by side. Optional in the JSON (1: not measured).
+  double overlapped = 1.0;
 };
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Contention, drafter, draft_device, target_device, target, draft)
+inline void to_json(nlohmann::json& j, const Contention& k) {
+  j = {{"drafter", k.drafter}, {"draft_device", k.draft_device}, {"target_device", k.target_device},
+       {"target", k.target},   {"draft", k.draft},               {"overlapped", k.overlapped}};
+}
+inline void from_json(const nlohmann::json& j, Contention& k) {
+  j.at("drafter").get_to(k.drafter);
+  j.at("draft_device").get_to(k.draft_device);
+  j.at("target_device").get_to(k.target_device);
+  j.at("target").get_to(k.target);
+  j.at("draft").get_to(k.draft);
+  k.overlapped = j.value("overlapped", 1.0);
+}
 
 // The target split across two devices (SplitModel), its forward measured at the two ends of the cut: K = 0 (the
 // embedding alone on `first`) and K = n_layers (the classifier alone on `second`); any K in between is
@@ -367,6 +382,7 @@ inline cost::Costs costs_for(const Profile& p, const DrafterProfile& d, const st
              draft_device, " beside the target on ", target_device);
     c.target_contended = k->target;
     c.draft_contended = k->draft;
+    c.overlap_scale = k->overlapped;
   }
   return c;
 }
