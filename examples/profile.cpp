@@ -383,10 +383,14 @@ int main(int argc, char** argv) {
       // pools every drafter's runs on that target device (below, after the last drafter).
       double rest = 0, sample = 0, verified_rows = 0, rounds = 0;
       // first: the placement budgeted for every prompt (the estimate above); the others for two prompts each
-      auto run_pair = [&](const std::string& cdraft, const std::string& ctarget, bool acceptance, bool first) {
-        std::vector<std::string> argv_s = {"edgespec-profile", "--draft-len", std::to_string(G), "--threads",
+      // This drafter's real speculative session (edgespec-generate's) at draft length g on one placement, with
+      // further edgespec-generate flags (name, value pairs).
+      auto session_for = [&](const std::string& cdraft, const std::string& ctarget, int g,
+                             std::vector<std::string> extra, bool record_rounds) {
+        std::vector<std::string> argv_s = {"edgespec-profile", "--draft-len", std::to_string(g), "--threads",
                                            std::to_string(threads), "--draft-device", cdraft, "--target-device",
                                            ctarget};
+        argv_s.insert(argv_s.end(), extra.begin(), extra.end());
         if (d.kind == "file") argv_s.insert(argv_s.end(), {"--draft", d.spec});
         if (d.kind == "quant") argv_s.insert(argv_s.end(), {"--draft-quant", d.spec});
         if (d.kind == "skip") argv_s.insert(argv_s.end(), {"--draft-skip", d.spec});
@@ -394,12 +398,15 @@ int main(int argc, char** argv) {
         for (auto& a : argv_s) av.push_back(a.data());
         const cli::Args sargs(static_cast<int>(av.size()), av.data(),
                               {"draft", "draft-quant", "draft-skip", "draft-len", "threads", "draft-device",
-                               "target-device"}, {});
+                               "target-device", "schedule", "forced-acceptance"}, {});
         PipelineOptions po;
         po.sampling.temperature = static_cast<float>(temp);
         po.max_seq = max_ctx;
-        po.record_rounds = true;
-        auto session = cli::SpeculativeSession::from_args(sargs, target, tok, pool, po);
+        po.record_rounds = record_rounds;
+        return cli::SpeculativeSession::from_args(sargs, target, tok, pool, po);
+      };
+      auto run_pair = [&](const std::string& cdraft, const std::string& ctarget, bool acceptance, bool first) {
+        auto session = session_for(cdraft, ctarget, G, {}, true);
         const bool no_acceptance = !acceptance;
         const cost::LatencyTable ttab = prof.target_on(ctarget)->forward.view();
         const cost::LatencyTable dtab = dp.on(cdraft)->forward.view();
@@ -474,22 +481,9 @@ int main(int argc, char** argv) {
       auto overlap_scale = [&](const std::string& ddev, const std::string& tdev) {
         constexpr double kOverlapAlpha = 0.8;
         const int g = std::clamp(G - 1, 1, 3);
-        std::vector<std::string> argv_s = {"edgespec-profile", "--draft-len", std::to_string(g), "--threads",
-                                           std::to_string(threads), "--draft-device", ddev, "--target-device",
-                                           tdev, "--schedule", "overlapped", "--forced-acceptance",
-                                           std::to_string(kOverlapAlpha)};
-        if (d.kind == "file") argv_s.insert(argv_s.end(), {"--draft", d.spec});
-        if (d.kind == "quant") argv_s.insert(argv_s.end(), {"--draft-quant", d.spec});
-        if (d.kind == "skip") argv_s.insert(argv_s.end(), {"--draft-skip", d.spec});
-        std::vector<char*> av;
-        for (auto& a : argv_s) av.push_back(a.data());
-        const cli::Args sargs(static_cast<int>(av.size()), av.data(),
-                              {"draft", "draft-quant", "draft-skip", "draft-len", "threads", "draft-device",
-                               "target-device", "schedule", "forced-acceptance"}, {});
-        PipelineOptions po;
-        po.sampling.temperature = static_cast<float>(temp);
-        po.max_seq = max_ctx;
-        auto session = cli::SpeculativeSession::from_args(sargs, target, tok, pool, po);
+        auto session = session_for(ddev, tdev, g,
+                                   {"--schedule", "overlapped", "--forced-acceptance", std::to_string(kOverlapAlpha)},
+                                   false);
         cost::Config cfg;
         cfg.draft_len = g;
         cfg.overlapped = true;

@@ -350,6 +350,14 @@ def test_nginx():
             check(rc == 0 and out["tokens"] == case["greedy_tokens"][:n],
                   "through nginx: %r with %s" % (case["prompt"][:24], " ".join(d) or "no drafter") +
                   ("" if rc == 0 else ": " + err.strip()))
+        # Each client asks for /v1/models, then opens its session, both through the shared upstream, which nginx
+        # serves round-robin: clients in lockstep would open every session on one server. Two sessions opened
+        # back to back (nothing between them) land on both, then close through their id's route.
+        for _ in range(2):
+            status, opened = http(url + "/v1/sessions", "POST", {"prompt_tokens": [1, 2, 3]})
+            check(status in (200, 201) and "session" in opened, "a session opened through nginx (%d)" % status)
+            status, _ = http(url + "/v1/sessions/%d" % opened["session"], "DELETE")
+            check(status == 204, "and closed through its id's route (%d)" % status)
         opened_a = metric(a.url, "edgespec_server_sessions_opened_total")
         opened_b = metric(b.url, "edgespec_server_sessions_opened_total")
         print("sessions opened: server A %d, server B %d" % (opened_a, opened_b))

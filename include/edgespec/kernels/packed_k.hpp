@@ -146,28 +146,39 @@ inline void quantize_act_block_k(const float* x, std::int8_t* q, float* d, std::
 #define EDGESPEC_PACKED_KQUANT_PREFETCH_BATCH_BYTES 8192
 #endif
 
+// Prefetch distance of a tile of P positions.
+template <int P>
+inline constexpr std::int64_t kPackedKAhead =
+    P == 1 ? EDGESPEC_PACKED_KQUANT_PREFETCH_BYTES : EDGESPEC_PACKED_KQUANT_PREFETCH_BATCH_BYTES;
+
+// The super-block of kBlock bytes kAhead bytes past blk, into L1.
+template <std::int64_t kAhead, std::int64_t kBlock>
+inline void prefetch_ahead(const unsigned char* blk) noexcept {
+  if constexpr (kAhead > 0)
+    for (std::int64_t line = 0; line < kBlock; line += 64)
+      _mm_prefetch(reinterpret_cast<const char*>(blk + kAhead + line), _MM_HINT_T0);
+}
+
+// The 4 activation bytes at p in every 32-bit lane (vpdpbusd's broadcast operand).
+[[nodiscard]] inline __m512i lanes4(const std::int8_t* p) noexcept {
+  std::int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm512_set1_epi32(v);
+}
+
 // One packed Q4_K group (16 rows) @ positions [j, j + P) of xs -> y[p * ys + (0..16)].
 template <int P>
 inline void packed_tile_q4_K(const unsigned char* group, std::int64_t nb, const PackedActsK& xs, std::int64_t j,
                              float* y, std::int64_t ys) noexcept {
-  constexpr std::int64_t kAhead =
-      P == 1 ? EDGESPEC_PACKED_KQUANT_PREFETCH_BYTES : EDGESPEC_PACKED_KQUANT_PREFETCH_BATCH_BYTES;
   const std::int8_t* xq = xs.q + j * kQKK;  // super-block b of position j + p: xq + p * 256, xd[p], xbs[4 p ..]
   const float* xd = xs.d + j;
   const std::int32_t* xbs = xs.bs + j * kPackedActKWords;
   const __m512i m4 = _mm512_set1_epi8(15);
-  auto broadcast4 = [](const std::int8_t* p) {
-    std::int32_t v;
-    std::memcpy(&v, p, 4);
-    return _mm512_set1_epi32(v);
-  };
   __m512 acc[P];
   for (int p = 0; p < P; ++p) acc[p] = _mm512_setzero_ps();
   for (std::int64_t b = 0; b < nb; ++b) {
     const unsigned char* blk = group + b * kQ4KPackedBlock;
-    if constexpr (kAhead > 0)
-      for (std::int64_t line = 0; line < kQ4KPackedBlock; line += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(blk + kAhead + line), _MM_HINT_T0);
+    prefetch_ahead<kPackedKAhead<P>, kQ4KPackedBlock>(blk);
     __m512i sumi[P];
     for (int p = 0; p < P; ++p) sumi[p] = _mm512_setzero_si512();
     for (int G = 0; G < 4; ++G) {
@@ -184,11 +195,11 @@ inline void packed_tile_q4_K(const unsigned char* group, std::int64_t nb, const 
         }
         for (int p = 0; p < P; ++p) {
           const std::int8_t* x = xq + p * kQKK + 64 * G + 16 * h;
-          __m512i t_lo = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo[0], broadcast4(x));
-          __m512i t_hi = _mm512_dpbusd_epi32(_mm512_setzero_si512(), hi[0], broadcast4(x + 32));
+          __m512i t_lo = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo[0], lanes4(x));
+          __m512i t_hi = _mm512_dpbusd_epi32(_mm512_setzero_si512(), hi[0], lanes4(x + 32));
           for (int k = 1; k < 4; ++k) {
-            t_lo = _mm512_dpbusd_epi32(t_lo, lo[k], broadcast4(x + 4 * k));
-            t_hi = _mm512_dpbusd_epi32(t_hi, hi[k], broadcast4(x + 32 + 4 * k));
+            t_lo = _mm512_dpbusd_epi32(t_lo, lo[k], lanes4(x + 4 * k));
+            t_hi = _mm512_dpbusd_epi32(t_hi, hi[k], lanes4(x + 32 + 4 * k));
           }
           sumi[p] = _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(sumi[p], t_lo, s_lo), t_hi, s_hi);
         }
@@ -219,24 +230,15 @@ inline void packed_tile_q4_K(const unsigned char* group, std::int64_t nb, const 
 template <int P>
 inline void packed_tile_q6_K(const unsigned char* group, std::int64_t nb, const PackedActsK& xs, std::int64_t j,
                              float* y, std::int64_t ys) noexcept {
-  constexpr std::int64_t kAhead =
-      P == 1 ? EDGESPEC_PACKED_KQUANT_PREFETCH_BYTES : EDGESPEC_PACKED_KQUANT_PREFETCH_BATCH_BYTES;
   const std::int8_t* xq = xs.q + j * kQKK;
   const float* xd = xs.d + j;
   const std::int32_t* xbs = xs.bs + j * kPackedActKWords;
   const __m512i m4 = _mm512_set1_epi8(15), m30 = _mm512_set1_epi8(0x30);
-  auto broadcast4 = [](const std::int8_t* p) {
-    std::int32_t v;
-    std::memcpy(&v, p, 4);
-    return _mm512_set1_epi32(v);
-  };
   __m512 acc[P];
   for (int p = 0; p < P; ++p) acc[p] = _mm512_setzero_ps();
   for (std::int64_t b = 0; b < nb; ++b) {
     const unsigned char* blk = group + b * kQ6KPackedBlock;
-    if constexpr (kAhead > 0)
-      for (std::int64_t line = 0; line < kQ6KPackedBlock; line += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(blk + kAhead + line), _MM_HINT_T0);
+    prefetch_ahead<kPackedKAhead<P>, kQ6KPackedBlock>(blk);
     auto sc_pairs = [&](int t) {  // lane r: {sc_2t, sc_2t+1} of row r as two int16
       return _mm512_maskz_cvtepi8_epi16(
           0xffffffff, _mm256_load_si256(reinterpret_cast<const __m256i*>(blk + kQ6KPackedSc + 32 * t)));
@@ -274,11 +276,11 @@ inline void packed_tile_q6_K(const unsigned char* group, std::int64_t nb, const 
           }
           for (int p = 0; p < P; ++p) {
             const std::int8_t* x = xq + p * kQKK + 128 * h + 32 * a + 16 * s;
-            __m512i t_lo = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u_lo[0], broadcast4(x));
-            __m512i t_hi = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u_hi[0], broadcast4(x + 64));
+            __m512i t_lo = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u_lo[0], lanes4(x));
+            __m512i t_hi = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u_hi[0], lanes4(x + 64));
             for (int i = 1; i < 4; ++i) {
-              t_lo = _mm512_dpbusd_epi32(t_lo, u_lo[i], broadcast4(x + 4 * i));
-              t_hi = _mm512_dpbusd_epi32(t_hi, u_hi[i], broadcast4(x + 64 + 4 * i));
+              t_lo = _mm512_dpbusd_epi32(t_lo, u_lo[i], lanes4(x + 4 * i));
+              t_hi = _mm512_dpbusd_epi32(t_hi, u_hi[i], lanes4(x + 64 + 4 * i));
             }
             sumi[p] = _mm512_add_epi32(sumi[p], _mm512_add_epi32(_mm512_mullo_epi32(t_lo, s_lo),
                                                                  _mm512_mullo_epi32(t_hi, s_hi)));
