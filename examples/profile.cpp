@@ -382,7 +382,6 @@ int main(int argc, char** argv) {
       // scale is the median of its per-prompt ratios; target-only decoding is the target's alone, so its scale
       // pools every drafter's runs on that target device (below, after the last drafter).
       double rest = 0, sample = 0, verified_rows = 0, rounds = 0;
-      // first: the placement budgeted for every prompt (the estimate above); the others for two prompts each
       // This drafter's real speculative session (edgespec-generate's) at draft length g on one placement, with
       // further edgespec-generate flags (name, value pairs).
       auto session_for = [&](const std::string& cdraft, const std::string& ctarget, int g,
@@ -405,6 +404,7 @@ int main(int argc, char** argv) {
         po.record_rounds = record_rounds;
         return cli::SpeculativeSession::from_args(sargs, target, tok, pool, po);
       };
+      // first: the placement budgeted for every prompt (the estimate above); the others for two prompts each
       auto run_pair = [&](const std::string& cdraft, const std::string& ctarget, bool acceptance, bool first) {
         auto session = session_for(cdraft, ctarget, G, {}, true);
         const bool no_acceptance = !acceptance;

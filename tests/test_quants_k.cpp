@@ -497,62 +497,51 @@ TEST_CASE("quants_k: SmolLM2 Q4_K_M tensors (quantizer within 2% of llama.cpp's,
   }
 }
 
-// The packed Q4_K layout (packed_k.hpp) holds every byte of the rows it replaces: reading each (row, super-block)
-// back from the offsets packed_k.hpp documents, and packing the scale codes again, gives the row-major block.
-TEST_CASE("quants_k: packed Q4_K layout round trip", "[quants_k][packed]") {
-  if (!packable(DType::Q4_K)) {
-    WARN("SKIPPED: this build has no packed Q4_K layout (it needs AVX-512 VNNI)");
-    return;
-  }
-  const std::int64_t rows = 37, cols = 768, nb = cols / kQKK, rb = row_bytes(DType::Q4_K, cols);
-  const auto f = quant_row(test::kOutliers, 11, rows * cols);
+namespace {
+// The packed K-quant layouts (packed_k.hpp) hold every byte of the rows they replace: packing rows of type t, then
+// reading each (row, super-block) back with `unpack` (row i of a group, its super-block at blk -> the row-major
+// block at out) from the offsets packed_k.hpp documents, gives the row-major blocks.
+template <class Unpack>
+void check_packed_round_trip(DType t, std::int64_t rows, std::int64_t cols, std::int64_t packed_block, Unpack unpack) {
+  const std::int64_t nb = cols / kQKK, rb = row_bytes(t, cols), bb = block_bytes(t);
+  const auto f = quant_row(test::kOutliers, static_cast<std::uint64_t>(rows + cols), rows * cols);
   std::vector<unsigned char> bytes(static_cast<std::size_t>(rows * rb));
-  for (std::int64_t r = 0; r < rows; ++r) quantize_row(DType::Q4_K, f.data() + r * cols, bytes.data() + r * rb, cols);
-  std::vector<unsigned char> packed(static_cast<std::size_t>(packed_bytes(DType::Q4_K, rows, cols)));
-  CHECK(packed.size() == static_cast<std::size_t>(2 * nb * kQ4KPackedBlock));
-  pack_rows(DType::Q4_K, bytes.data(), rows, cols, packed.data());
-  for (std::int64_t r = 0; r < 32; ++r)
+  for (std::int64_t r = 0; r < rows; ++r) quantize_row(t, f.data() + r * cols, bytes.data() + r * rb, cols);
+  std::vector<unsigned char> packed(static_cast<std::size_t>(packed_bytes(t, rows, cols)));
+  CHECK(packed.size() == static_cast<std::size_t>(rows / kPackRows * nb * packed_block));
+  pack_rows(t, bytes.data(), rows, cols, packed.data());
+  std::vector<unsigned char> out(static_cast<std::size_t>(bb));
+  for (std::int64_t r = 0; r < rows / kPackRows * kPackRows; ++r)
     for (std::int64_t b = 0; b < nb; ++b) {
-      const unsigned char* blk = packed.data() + r / 16 * nb * kQ4KPackedBlock + b * kQ4KPackedBlock;
-      const std::int64_t i = r % 16;
-      unsigned char out[144];
-      std::memcpy(out, blk + 2 * i, 2);
-      std::memcpy(out + 2, blk + 32 + 2 * i, 2);
-      std::uint8_t sc[8], m[8];
-      for (int j = 0; j < 8; ++j) {
-        sc[j] = blk[kQ4KPackedSc + 16 * j + i];
-        m[j] = blk[kQ4KPackedMin + 32 * (j / 2) + 2 * i + j % 2];
-      }
-      detail::kquant::pack_scales_k4(sc, m, out + 4);
-      for (int c = 0; c < 32; ++c) std::memcpy(out + 16 + 4 * c, blk + kQ4KPackedQuants + (16 * c + i) * 4, 4);
-      INFO("row " << r << " super-block " << b);
-      CHECK(std::memcmp(out, bytes.data() + r * rb + b * 144, 144) == 0);
+      unpack(packed.data() + (r / kPackRows * nb + b) * packed_block, static_cast<int>(r % kPackRows), out.data());
+      INFO(name(t) << " row " << r << " super-block " << b);
+      CHECK(std::memcmp(out.data(), bytes.data() + r * rb + b * bb, out.size()) == 0);
     }
 }
+}  // namespace
 
-// The same for Q6_K: d, the scale pairs, then ql and qh in 4-byte chunks of 16 rows.
-TEST_CASE("quants_k: packed Q6_K layout round trip", "[quants_k][packed]") {
-  if (!packable(DType::Q6_K)) {
-    WARN("SKIPPED: this build has no packed Q6_K layout (it needs AVX-512 VNNI)");
+TEST_CASE("quants_k: packed Q4_K and Q6_K layouts round trip", "[quants_k][packed]") {
+  if (!packable(DType::Q4_K) || !packable(DType::Q6_K)) {
+    WARN("SKIPPED: this build has no packed K-quant layouts (they need AVX-512 VNNI)");
     return;
   }
-  const std::int64_t rows = 33, cols = 512, nb = cols / kQKK, rb = row_bytes(DType::Q6_K, cols);
-  const auto f = quant_row(test::kOutliers, 12, rows * cols);
-  std::vector<unsigned char> bytes(static_cast<std::size_t>(rows * rb));
-  for (std::int64_t r = 0; r < rows; ++r) quantize_row(DType::Q6_K, f.data() + r * cols, bytes.data() + r * rb, cols);
-  std::vector<unsigned char> packed(static_cast<std::size_t>(packed_bytes(DType::Q6_K, rows, cols)));
-  CHECK(packed.size() == static_cast<std::size_t>(2 * nb * kQ6KPackedBlock));
-  pack_rows(DType::Q6_K, bytes.data(), rows, cols, packed.data());
-  for (std::int64_t r = 0; r < 32; ++r)
-    for (std::int64_t b = 0; b < nb; ++b) {
-      const unsigned char* blk = packed.data() + r / 16 * nb * kQ6KPackedBlock + b * kQ6KPackedBlock;
-      const std::int64_t i = r % 16;
-      unsigned char out[210];
-      for (int c = 0; c < 32; ++c) std::memcpy(out + 4 * c, blk + kQ6KPackedQl + (16 * c + i) * 4, 4);
-      for (int c = 0; c < 16; ++c) std::memcpy(out + 128 + 4 * c, blk + kQ6KPackedQh + (16 * c + i) * 4, 4);
-      for (int t = 0; t < 8; ++t) std::memcpy(out + 192 + 2 * t, blk + kQ6KPackedSc + 32 * t + 2 * i, 2);
-      std::memcpy(out + 208, blk + 2 * i, 2);
-      INFO("row " << r << " super-block " << b);
-      CHECK(std::memcmp(out, bytes.data() + r * rb + b * 210, 210) == 0);
+  // Q4_K: d, dmin, the unpacked scale and min codes (packed again here), the quants in 4-byte chunks of 16 rows
+  check_packed_round_trip(DType::Q4_K, 37, 768, kQ4KPackedBlock, [](const unsigned char* blk, int i, unsigned char* out) {
+    std::memcpy(out, blk + 2 * i, 2);
+    std::memcpy(out + 2, blk + 32 + 2 * i, 2);
+    std::uint8_t sc[8], m[8];
+    for (int j = 0; j < 8; ++j) {
+      sc[j] = blk[kQ4KPackedSc + 16 * j + i];
+      m[j] = blk[kQ4KPackedMin + 32 * (j / 2) + 2 * i + j % 2];
     }
+    detail::kquant::pack_scales_k4(sc, m, out + 4);
+    for (int c = 0; c < 32; ++c) std::memcpy(out + 16 + 4 * c, blk + kQ4KPackedQuants + (16 * c + i) * 4, 4);
+  });
+  // Q6_K: ql and qh in 4-byte chunks of 16 rows, the scale pairs, d
+  check_packed_round_trip(DType::Q6_K, 33, 512, kQ6KPackedBlock, [](const unsigned char* blk, int i, unsigned char* out) {
+    for (int c = 0; c < 32; ++c) std::memcpy(out + 4 * c, blk + kQ6KPackedQl + (16 * c + i) * 4, 4);
+    for (int c = 0; c < 16; ++c) std::memcpy(out + 128 + 4 * c, blk + kQ6KPackedQh + (16 * c + i) * 4, 4);
+    for (int t = 0; t < 8; ++t) std::memcpy(out + 192 + 2 * t, blk + kQ6KPackedSc + 32 * t + 2 * i, 2);
+    std::memcpy(out + 208, blk + 2 * i, 2);
+  });
 }

@@ -614,7 +614,8 @@ inline PackedActsK prepare_packed_activations_k(ThreadPool& pool, const float* x
 }
 
 // The packed groups of a Q4_K/Q6_K matrix @ x (n, cols) -> rows [0, 16 * groups) of y (n, rows): the loop nest
-// of matmul_quant's packed branch (groups in parallel; per chunk of positions, tiles of up to kPackedTilePos).
+// of matmul_quant's packed branch (groups in parallel; per chunk of positions, tiles of up to kPackedTilePos),
+// written out as matmul_float's is (a shared driver taking the tile as a lambda measured slower there).
 template <DType T>
 inline void matmul_packed_k(ThreadPool& pool, const MatrixView& w, const float* x, std::int64_t n, float* y) {
   ES_CHECK(reinterpret_cast<std::uintptr_t>(w.packed) % 64 == 0,
