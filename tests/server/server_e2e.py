@@ -265,14 +265,19 @@ def test_faults():
     n_conn = 50
 
     def one(i):
-        st, r = http(u + "/v1/completions", "POST", {"prompt": "Once upon a time", "max_tokens": 12, "temperature": 0,
-                                                      "draft_ngram": 2 if i % 2 else 0}, timeout=120)
-        return st, r["choices"][0]["text"] if st == 200 else r, http(u + "/health")[0]
+        try:
+            st, r = http(u + "/v1/completions", "POST", {"prompt": "Once upon a time", "max_tokens": 12,
+                                                          "temperature": 0, "draft_ngram": 2 if i % 2 else 0},
+                         timeout=120)
+            return st, r["choices"][0]["text"] if st == 200 else r, http(u + "/health")[0]
+        except OSError as e:  # a reset or refused connection is a failure to report, not a crash of the test
+            return None, repr(e), None
 
     results = run_all([lambda i=i: one(i) for i in range(n_conn)], workers=n_conn)
     texts = {r[1] for r in results if r[0] == 200}
-    check(all(r[0] == 200 and r[2] == 200 for r in results) and len(texts) == 1,
-          "%d concurrent connections all answered, one text (%s)" % (n_conn, sorted(texts)[:2]))
+    errors = [r[1] for r in results if r[0] != 200 or r[2] != 200]
+    check(not errors and len(texts) == 1, "%d concurrent connections all answered, one text (%s)%s" % (
+        n_conn, sorted(texts)[:2], "; %d failed: %s" % (len(errors), errors[:3]) if errors else ""))
     st, r = http(u + "/v1/completions", "POST", {"prompt": "Once upon a time", "max_tokens": 64, "temperature": 0})
     cases = golden("stories260K-greedy.jsonl")
     check(st == 200 and r["edgespec"]["tokens"] == cases[0]["greedy_tokens"][:64],

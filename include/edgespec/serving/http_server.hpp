@@ -40,6 +40,7 @@ struct HttpOptions {
   std::string host = "127.0.0.1";
   int port = 8080;                         // 0: any free port (bind() returns it)
   int http_threads = 64;                   // connections served at once (keep-alive connections hold one each)
+  int listen_backlog = 1024;               // connections the kernel queues before accept() (capped by somaxconn)
   std::size_t max_body = 8u << 20;         // bytes; larger requests get 413
   int max_completion_tokens = 4096;        // max_tokens of /v1/completions at most
   std::string model_name = "edgespec";     // "model" in OpenAI responses
@@ -116,6 +117,8 @@ class HttpServer {
              " out of range [1, 4096]");
     ES_CHECK(tok_.vocab().size() == v_.vocab_size(), "the tokenizer has ", tok_.vocab().size(),
              " tokens but the model's vocabulary has ", v_.vocab_size());
+    ES_CHECK(opt_.listen_backlog >= 1 && opt_.listen_backlog <= 65535, "listen backlog ", opt_.listen_backlog,
+             " out of range [1, 65535]");
     const int threads = opt_.http_threads;
     http_.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<std::size_t>(threads)); };
     http_.set_payload_max_length(opt_.max_body);
@@ -123,6 +126,12 @@ class HttpServer {
     http_.set_write_timeout(30, 0);
     http_.set_keep_alive_timeout(5);
     http_.set_tcp_nodelay(true);  // small answers, one per round: no Nagle/delayed-ACK stalls
+    // httplib's defaults (address reuse, so a restarted server gets its port back), and the socket it binds,
+    // whose accept queue bind() enlarges.
+    http_.set_socket_options([this](socket_t sock) {
+      httplib::default_socket_options(sock);
+      listen_socket_ = sock;
+    });
     routes();
   }
 
@@ -136,6 +145,12 @@ class HttpServer {
       ES_CHECK(http_.bind_to_port(opt_.host, port), "cannot listen on ", opt_.host, ":", port,
                " (in use, or not an address of this machine)");
     }
+    // Debian's httplib is a compiled library that listens with a queue of 5: a burst of clients overflows it,
+    // and the kernel resets connections whose SYN cookies then fail (measured: 50 concurrent completions
+    // under CPU load, 1-3 resets within 10 bursts; TcpExtListenOverflows counted them). Listening again
+    // on a listening socket only changes its queue length.
+    ES_CHECK(::listen(listen_socket_, opt_.listen_backlog) == 0, "cannot listen on ", opt_.host, ":", port,
+             " with a queue of ", opt_.listen_backlog, " connections");
     return port;
   }
   // Serves until stop(); call bind() first.
@@ -523,6 +538,7 @@ class HttpServer {
   std::optional<ChatTemplate> chat_;
   HttpOptions opt_;
   httplib::Server http_;
+  socket_t listen_socket_ = INVALID_SOCKET;  // the socket bind() bound, set by httplib's socket-options hook
   std::atomic<std::int64_t> next_completion_{1};
 };
 
