@@ -1,6 +1,7 @@
 // Dot products of Q4_1, Q5_0, Q5_1 and IQ4_NL weight rows with quantized activations, for kernels/matmul.hpp.
 //
-//   R rows of W (nb blocks each) . one position's activations -> out (R,)
+//   R rows of W (nb blocks each) . one position's activations -> out (R,)            dot_rows
+//   R rows . P positions' activations -> y (P, R): each block unpacked once per row      dot_rows_tile
 //
 //   Q5_0, IQ4_NL x Q8_0:  sum_b (d_w d_x) * isum_b                     isum_b = sum_j q_j x_j (integer)
 //   Q4_1, Q5_1   x Q8_1:  sum_b (d_w d_x) * isum_b  +  sum_b m_w s_x   (s_x = f16(d_x sum_j x_j), from the block)
@@ -30,6 +31,7 @@
 // the same whatever R is, so results do not depend on the tiling, the thread count or the batch.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 
@@ -38,6 +40,12 @@
 #include <immintrin.h>
 #else
 #define EDGESPEC_LEGACY_SIMD 0
+#endif
+#if EDGESPEC_LEGACY_SIMD && defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && \
+    defined(__AVX512VNNI__)
+#define EDGESPEC_LEGACY_AVX512 1  // tiles of positions in pairs, one per 512-bit register
+#else
+#define EDGESPEC_LEGACY_AVX512 0
 #endif
 
 #include "edgespec/core/dtype.hpp"
@@ -48,6 +56,9 @@
 namespace edgespec::detail {
 
 namespace legacy {
+
+// Positions per tile of dot_rows_tile: 8 in 512-bit pairs, else 4.
+inline constexpr int kLegacyTilePos = EDGESPEC_LEGACY_AVX512 ? 8 : 4;
 
 [[nodiscard]] inline float half_at(const unsigned char* p) noexcept {
   std::uint16_t h;
@@ -94,9 +105,18 @@ struct Layout<DType::IQ4_NL> {
   return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit), _mm256_set1_epi8(0x10));
 }
 
-// u (32,) uint8 . s (32,) int8 -> 8 int32, lane i = columns 4i..4i+3 (|u s| pairs must fit int16: u <= 128)
+// acc + u (32,) uint8 . s (32,) int8 -> 8 int32, lane i = acc_i + columns 4i..4i+3. One vpdpbusd where AVX-512
+// VNNI is; else vpmaddubsw + vpmaddwd, whose int16 pair sums every type here keeps in range (|u s| pairs <=
+// 2 * 127 * 127), so both give the same integers.
+[[nodiscard]] inline __m256i dot_lanes_acc(__m256i acc, __m256i u, __m256i s) noexcept {
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+  return _mm256_dpbusd_epi32(acc, u, s);
+#else
+  return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
+#endif
+}
 [[nodiscard]] inline __m256i dot_lanes(__m256i u, __m256i s) noexcept {
-  return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+  return dot_lanes_acc(_mm256_setzero_si256(), u, s);
 }
 
 // f16 d (and m) at the start of a block -> [d, m, 0, 0] (one 32-bit load; without a minimum lane 1 is junk from
@@ -123,6 +143,12 @@ struct XBlock {
     else if constexpr (T == DType::IQ4_NL) aux = _mm256_abs_epi8(x);
     else aux = _mm256_setzero_si256();
   }
+  // Q5_0 with its -16 sum(x) lanes computed once per position (q5_0_offsets).
+  XBlock(const std::int8_t* q, const std::int32_t* offsets) noexcept
+      : x(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q))),
+        aux(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(offsets))) {
+    static_assert(T == DType::Q5_0, "XBlock: precomputed lanes are Q5_0's");
+  }
 };
 
 // Integer dot of one weight block with the activations, in 8 lanes (the unsigned operand as in the table at the
@@ -137,9 +163,32 @@ template <DType T>
     return dot_lanes(xb.aux, _mm256_sign_epi8(v, xb.x));
   } else {
     if constexpr (L::kQh >= 0) u = _mm256_or_si256(u, fifth_bits(blk + L::kQh));
-    const __m256i dot = dot_lanes(u, xb.x);
-    return T == DType::Q5_0 ? _mm256_add_epi32(dot, xb.aux) : dot;
+    return T == DType::Q5_0 ? dot_lanes_acc(xb.aux, u, xb.x) : dot_lanes(u, xb.x);
   }
+}
+
+// A weight block's byte operand (the table at the top; IQ4_NL: the values v), unpacked once for several
+// positions.
+template <DType T>
+[[nodiscard]] inline __m256i block_operand(const unsigned char* blk) noexcept {
+  using L = Layout<T>;
+  const __m256i u = nibbles(blk + L::kQs);
+  if constexpr (T == DType::IQ4_NL) {
+    return _mm256_shuffle_epi8(
+        _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4nlValues))), u);
+  } else if constexpr (L::kQh >= 0) {
+    return _mm256_or_si256(u, fifth_bits(blk + L::kQh));
+  } else {
+    return u;
+  }
+}
+
+// block_dot from an unpacked operand: the same integer lanes.
+template <DType T>
+[[nodiscard]] inline __m256i operand_dot(__m256i u, const XBlock<T>& xb) noexcept {
+  if constexpr (T == DType::IQ4_NL) return dot_lanes(xb.aux, _mm256_sign_epi8(u, xb.x));
+  else if constexpr (T == DType::Q5_0) return dot_lanes_acc(xb.aux, u, xb.x);
+  else return dot_lanes(u, xb.x);
 }
 #endif
 
@@ -206,6 +255,173 @@ inline void dot_rows(const unsigned char* w, std::int64_t ws, std::int64_t nb, A
 #endif
 }
 
+// Q5_0's -16 sum(x) lanes (8 per block, as XBlock computes them) of one position's nb Q8_0 blocks at q.
+inline void q5_0_offsets(const std::int8_t* q, std::int64_t nb, std::int32_t* lanes) noexcept {
+  for (std::int64_t b = 0; b < nb; ++b)
+    for (int i = 0; i < 8; ++i) {
+      const std::int8_t* c = q + b * kQK + 4 * i;
+      lanes[b * 8 + i] = -16 * (c[0] + c[1] + c[2] + c[3]);
+    }
+}
+
+// R rows . P positions (y[p * ys + r]); act(p, b, d_x, s_x, offsets) gives position p's block b (offsets: Q5_0's
+// lanes for it). Each weight block is unpacked once for the P positions; per (row, position) the operations, and
+// so the floats, are dot_rows's.
+#if EDGESPEC_LEGACY_AVX512
+// dot_rows_tile with positions in pairs: lanes 0-7 of a 512-bit register hold position 2q's 8 lanes, lanes 8-15
+// position 2q + 1's (an odd P repeats its last position in the upper half, unused), so one vpdpbusd, one
+// conversion and one fused multiply-add serve two positions. Lane for lane the operations of dot_rows.
+// (GCC 12's 512-bit broadcasts start from _mm512_undefined_*(), which -Wmaybe-uninitialized reports at every
+// inlined call.)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+template <DType T, int R, int P, class Act>
+inline void dot_rows_tile_pairs(const unsigned char* w, std::int64_t ws, std::int64_t nb, Act act, float* y,
+                                std::int64_t ys) noexcept {
+  static_assert(T != DType::IQ4_NL, "dot_rows_tile_pairs: IQ4_NL takes the 256-bit tile");
+  static_assert(P >= 1 && P <= kLegacyTilePos, "dot_rows_tile_pairs: 1..8 positions");
+  constexpr std::int64_t kBlock = block_bytes(T);
+  constexpr bool kMin = Layout<T>::kM >= 0;
+  constexpr int Q = (P + 1) / 2;
+  constexpr int kPassRows = P > 4 ? 2 : 4;  // 2 x 4 or 4 x 2 accumulators of the 32 registers
+  if constexpr (R > kPassRows) {
+    dot_rows_tile_pairs<T, kPassRows, P>(w, ws, nb, act, y, ys);
+    dot_rows_tile_pairs<T, R - kPassRows, P>(w + kPassRows * ws, ws, nb, act, y + kPassRows, ys);
+    return;
+  }
+  const auto pair = [](const void* lo, const void* hi) {
+    return _mm512_inserti64x4(_mm512_broadcast_i64x4(_mm256_loadu_si256(static_cast<const __m256i*>(lo))),
+                              _mm256_loadu_si256(static_cast<const __m256i*>(hi)), 1);
+  };
+  __m512i lane_of[Q];  // d_w d_x of positions 2q (lanes 0-7) and 2q + 1 (8-15), from an 8-lane vector
+  for (int q = 0; q < Q; ++q)
+    lane_of[q] = _mm512_mask_blend_epi32(0xff00, _mm512_set1_epi32(2 * q),
+                                         _mm512_set1_epi32(std::min(2 * q + 1, P - 1)));
+  __m512 acc[R][Q];
+  __m256 mins[R];  // lane p: sum_b m_w s_x of position p
+  for (int r = 0; r < R; ++r) {
+    for (int q = 0; q < Q; ++q) acc[r][q] = _mm512_setzero_ps();
+    mins[r] = _mm256_setzero_ps();
+  }
+  for (std::int64_t b = 0; b < nb; ++b) {
+    const std::int8_t* xq[P];
+    const std::int32_t* offsets[P] = {};
+    float dxs[8] = {}, sxs[8] = {};
+    for (int p = 0; p < P; ++p) xq[p] = act(p, b, dxs[p], sxs[p], offsets[p]);
+    // built in registers: a vector load of the floats just stored would wait on store forwarding
+    const __m256 dx = _mm256_setr_ps(dxs[0], dxs[1], dxs[2], dxs[3], dxs[4], dxs[5], dxs[6], dxs[7]);
+    const __m256 sx = _mm256_setr_ps(sxs[0], sxs[1], sxs[2], sxs[3], sxs[4], sxs[5], sxs[6], sxs[7]);
+    __m512i x[Q], seed[Q];  // seed: the integer sums start from Q5_0's -16 sum(x) lanes, else from 0
+    for (int q = 0; q < Q; ++q) {
+      const int hi = std::min(2 * q + 1, P - 1);
+      x[q] = pair(xq[2 * q], xq[hi]);
+      if constexpr (T == DType::Q5_0) seed[q] = pair(offsets[2 * q], offsets[hi]);
+      else seed[q] = _mm512_setzero_si512();
+    }
+    for (int r = 0; r < R; ++r) {
+      const unsigned char* blk = w + r * ws + b * kBlock;
+      __builtin_prefetch(blk + R * ws, 0, 3);  // the same block of the next pass's rows
+      const __m128 dm = scales(blk);
+      const __m512i u = _mm512_broadcast_i64x4(block_operand<T>(blk));
+      // lane p: d_w d_x of position p, the product dot_rows takes with _mm_mul_ss
+      const __m512 d = _mm512_castps256_ps512(_mm256_mul_ps(_mm256_broadcastss_ps(dm), dx));
+      if constexpr (kMin) mins[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(dm)), sx, mins[r]);
+      for (int q = 0; q < Q; ++q)
+        acc[r][q] = _mm512_fmadd_ps(_mm512_permutexvar_ps(lane_of[q], d),
+                                    _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(seed[q], u, x[q])), acc[r][q]);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    alignas(32) float m[8];
+    _mm256_store_ps(m, mins[r]);
+    for (int q = 0; q < Q; ++q) {
+      y[2 * q * ys + r] = hsum8(_mm512_castps512_ps256(acc[r][q])) + m[2 * q];
+      if (2 * q + 1 < P)
+        y[(2 * q + 1) * ys + r] =
+            hsum8(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[r][q]), 1))) + m[2 * q + 1];
+    }
+  }
+}
+#pragma GCC diagnostic pop
+#endif
+
+template <DType T, int R, int P, class Act>
+inline void dot_rows_tile(const unsigned char* w, std::int64_t ws, std::int64_t nb, Act act, float* y,
+                          std::int64_t ys) noexcept {
+  static_assert(P >= 1 && P <= kLegacyTilePos, "dot_rows_tile: 1..kLegacyTilePos positions");
+  constexpr std::int64_t kBlock = block_bytes(T);
+  constexpr bool kMin = Layout<T>::kM >= 0;
+#if EDGESPEC_LEGACY_AVX512
+  if constexpr (T != DType::IQ4_NL && P >= 2) {
+    dot_rows_tile_pairs<T, R, P>(w, ws, nb, act, y, ys);
+    return;
+  }
+#endif
+#if EDGESPEC_LEGACY_SIMD
+  if constexpr (P > 4) {  // (IQ4_NL on AVX-512) two tiles of positions
+    dot_rows_tile<T, R, 4>(w, ws, nb, act, y, ys);
+    dot_rows_tile<T, R, P - 4>(
+        w, ws, nb,
+        [&act](int p, std::int64_t b, float& d, float& s, const std::int32_t*& o) { return act(p + 4, b, d, s, o); },
+        y + 4 * ys, ys);
+    return;
+  }
+  if constexpr (R > 2) {  // passes of 2 rows: 2 x P accumulators fit the 16 ymm registers of AVX2
+    dot_rows_tile<T, 2, P>(w, ws, nb, act, y, ys);
+    dot_rows_tile<T, R - 2, P>(w + 2 * ws, ws, nb, act, y + 2, ys);
+    return;
+  }
+  __m256 acc[R][P];
+  __m128 mins[R];  // lane p: sum_b m_w s_x of position p (lane 1 of dot_rows's fused multiply-adds)
+  for (int r = 0; r < R; ++r) {
+    for (int p = 0; p < P; ++p) acc[r][p] = _mm256_setzero_ps();
+    mins[r] = _mm_setzero_ps();
+  }
+  for (std::int64_t b = 0; b < nb; ++b) {
+    // the positions' block b, once for the pass's rows
+    const std::int8_t* xq[P];
+    const std::int32_t* offsets[P] = {};
+    float dxs[4] = {}, sxs[4] = {};
+    for (int p = 0; p < P; ++p) xq[p] = act(p, b, dxs[p], sxs[p], offsets[p]);
+    // built in registers: a 16-byte load of the four floats just stored would wait on store forwarding
+    const __m128 dx = _mm_setr_ps(dxs[0], dxs[1], dxs[2], dxs[3]);
+    const __m128 sx = _mm_setr_ps(sxs[0], sxs[1], sxs[2], sxs[3]);
+    for (int r = 0; r < R; ++r) {
+      const unsigned char* blk = w + r * ws + b * kBlock;
+      __builtin_prefetch(blk + R * ws, 0, 3);  // the same block of the next pass's rows
+      const __m128 dm = scales(blk);
+      const __m256i u = block_operand<T>(blk);
+      // lane p: d_w d_x of position p, the product dot_rows takes with _mm_mul_ss
+      const __m256 d = _mm256_castps128_ps256(_mm_mul_ps(_mm_broadcastss_ps(dm), dx));
+      if constexpr (kMin) mins[r] = _mm_fmadd_ps(_mm_movehdup_ps(_mm_movelh_ps(dm, dm)), sx, mins[r]);
+      for (int p = 0; p < P; ++p) {
+        const XBlock<T> xb = [&] {
+          if constexpr (T == DType::Q5_0) return XBlock<T>(xq[p], offsets[p]);
+          else return XBlock<T>(xq[p]);
+        }();
+        acc[r][p] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(d, _mm256_set1_epi32(p)),
+                                    _mm256_cvtepi32_ps(operand_dot<T>(u, xb)), acc[r][p]);
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    alignas(16) float m[4];
+    _mm_store_ps(m, mins[r]);
+    for (int p = 0; p < P; ++p) y[p * ys + r] = hsum8(acc[r][p]) + m[p];
+  }
+#else
+  for (int p = 0; p < P; ++p) {
+    float out[R];
+    dot_rows<T, R>(w, ws, nb, [&](std::int64_t b, float& d, float& s) {
+      const std::int32_t* offsets;
+      return act(p, b, d, s, offsets);
+    }, out);
+    for (int r = 0; r < R; ++r) y[p * ys + r] = out[r];
+  }
+#endif
+}
+
 }  // namespace legacy
 
 // R rows of W (type T = Q5_0 or IQ4_NL; row i at w + i * ws, nb blocks each) . one position's Q8_0 activations
@@ -221,6 +437,38 @@ inline void dot_rows_q8_0_acts(const unsigned char* w, std::int64_t ws, const Pa
                            return x.q + b * kQK;
                          },
                          out);
+}
+
+// R rows of W (type T = Q5_0 or IQ4_NL) . P positions' Q8_0 activations xs[0..P) -> y[p * ys + r].
+// Q5_0: offsets (P, nb, 8) from legacy::q5_0_offsets.
+template <DType T, int R, int P>
+inline void dot_rows_q8_0_acts_tile(const unsigned char* w, std::int64_t ws, const PackedX* xs,
+                                    const std::int32_t* offsets, std::int64_t nb, float* y, std::int64_t ys) noexcept {
+  static_assert(T == DType::Q5_0 || T == DType::IQ4_NL, "dot_rows_q8_0_acts_tile: weights must be Q5_0 or IQ4_NL");
+  legacy::dot_rows_tile<T, R, P>(w, ws, nb,
+                                 [xs, offsets, nb](int p, std::int64_t b, float& d, float& s, const std::int32_t*& o) {
+                                   d = xs[p].d[b];
+                                   s = 0.0f;
+                                   o = offsets + (p * nb + b) * 8;
+                                   return xs[p].q + b * kQK;
+                                 },
+                                 y, ys);
+}
+
+// R rows of W (type T = Q4_1 or Q5_1) . P positions' Q8_1 activations (position p at x + p * xs, nb blocks;
+// ds: their (d, s) as floats, 2 per block, same layout) -> y[p * ys + r].
+template <DType T, int R, int P>
+inline void dot_rows_q8_1_acts_tile(const unsigned char* w, std::int64_t ws, const BlockQ8_1* x, const float* ds,
+                                    std::int64_t xs, std::int64_t nb, float* y, std::int64_t ys) noexcept {
+  static_assert(T == DType::Q4_1 || T == DType::Q5_1, "dot_rows_q8_1_acts_tile: weights must be Q4_1 or Q5_1");
+  legacy::dot_rows_tile<T, R, P>(w, ws, nb,
+                                 [x, ds, xs](int p, std::int64_t b, float& d, float& s, const std::int32_t*&) {
+                                   const std::int64_t i = p * xs + b;
+                                   d = ds[2 * i];
+                                   s = ds[2 * i + 1];
+                                   return x[i].q;
+                                 },
+                                 y, ys);
 }
 
 // R rows of W (type T = Q4_1 or Q5_1) . one position's Q8_1 activations x (nb blocks) -> out[0..R).

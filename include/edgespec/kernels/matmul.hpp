@@ -29,7 +29,7 @@
 //   row-major Q8_0/Q4_0 x Q8_0: per position, sum |w| * sign(x, w) per 4 bytes: AVX-512 VL VNNI |
 //                AVX-VNNI | AVX2 vpmaddubsw + vpmaddwd | scalar (Q4_0: dpbusd(u, x) - 8 sum(x))
 //   F32/F16/BF16 converted on load (F16C / AVX-512), FMA with f32 activations
-//   Q4_1/Q5_0/Q5_1/IQ4_NL: dot_legacy.hpp; Q2_K..Q6_K: dot_k.hpp (integer sums per block, each super-block
+//   Q4_1/Q5_0/Q5_1/IQ4_NL: dot_legacy.hpp (each block unpacked once per tile of positions); Q2_K..Q6_K: dot_k.hpp (integer sums per block, each super-block
 //                unpacked once per tile of positions; Q4_K/Q6_K AVX-512 VNNI | AVX2 | scalar)
 //
 // Every (row, position) output is computed by the same operation sequence whatever the tile shape, the
@@ -375,16 +375,16 @@ inline constexpr int kDecodeRows = 1;
 //
 //   for chunk of kPosChunk positions
 //     for tile of kTileRows rows                                  (then single rows)
-//       for tile of kTilePos positions (then 3, 2, 1)
+//       for tile of kMaxPos positions (then the rest in one tile)
 //         P == 1: kernel(kRows1 rows x 1), kTileRows / kRows1 times      else: kernel(4 rows x P) twice
-template <int kRows1, class Kernel>
+template <int kRows1, int kMaxPos = kTilePos, class Kernel>
 inline void for_each_tile(std::int64_t r0, std::int64_t r1, std::int64_t n, Kernel&& kernel) {
   static_assert(kTileRows % kRows1 == 0, "for_each_tile: kRows1 must divide kTileRows");
   for (std::int64_t c = 0; c < n; c += kPosChunk) {
     const std::int64_t c1 = std::min(n, c + kPosChunk);
     std::int64_t r = r0;
     for (; r + kTileRows <= r1; r += kTileRows)
-      for_each_position_tile(c, c1, [&](std::int64_t j, auto pt) {
+      for_each_position_tile<kMaxPos>(c, c1, [&](std::int64_t j, auto pt) {
         if constexpr (decltype(pt)::value == 1) {
           for (int h = 0; h < kTileRows; h += kRows1) kernel(r + h, j, Int<kRows1>{}, pt);
         } else if constexpr (kTileRows % 4 != 0) {
@@ -393,7 +393,8 @@ inline void for_each_tile(std::int64_t r0, std::int64_t r1, std::int64_t n, Kern
           for (int h = 0; h < kTileRows; h += 4) kernel(r + h, j, Int<4>{}, pt);
         }
       });
-    for (; r < r1; ++r) for_each_position_tile(c, c1, [&](std::int64_t j, auto pt) { kernel(r, j, Int<1>{}, pt); });
+    for (; r < r1; ++r)
+      for_each_position_tile<kMaxPos>(c, c1, [&](std::int64_t j, auto pt) { kernel(r, j, Int<1>{}, pt); });
   }
 }
 
@@ -640,7 +641,8 @@ inline void matmul_packed_k(ThreadPool& pool, const MatrixView& w, const float* 
 
 // W (rows, cols) of a block type whose activations have their own block type A = activation_type(T) (Q5_0 and
 // IQ4_NL: Q8_0; Q4_1 and Q5_1: Q8_1; K-quants: Q8_K) @ x (n, cols) -> y (n, rows). x is quantized to A once per
-// call; then, in matmul's row-major loop nest, every (row, position) is one dot_rows_* call over all blocks.
+// call; then, in matmul's row-major loop nest, a tile of R rows x P positions is one dot_rows_* call over all
+// blocks (P > 1: each weight block unpacked once per row for the P positions).
 template <DType T, int kCols>
 void matmul_block(ThreadPool& pool, const MatrixView& w, const float* x, std::int64_t n, float* y) {
   constexpr DType A = activation_type(T);
@@ -651,13 +653,26 @@ void matmul_block(ThreadPool& pool, const MatrixView& w, const float* x, std::in
     if (views.size() < static_cast<std::size_t>(n)) views.resize(static_cast<std::size_t>(n));
     prepare_activations<DType::Q8_0>(pool, x, n, cols, views.data());
     const PackedX* xs = views.data();
+    // Q5_0's -16 sum(x) lanes, once per position for every row of a batch (n, nb, 8)
+    thread_local std::vector<std::int32_t> offsets;
+    if constexpr (T == DType::Q5_0) {
+      if (n > 1) {
+        offsets.resize(static_cast<std::size_t>(n * nb * 8));
+        for (std::int64_t j = 0; j < n; ++j) legacy::q5_0_offsets(xs[j].q, nb, offsets.data() + j * nb * 8);
+      }
+    }
+    const std::int32_t* offs = offsets.data();  // (the workers' thread_local vectors are others)
     pool.parallel_for(w.rows, [&](std::int64_t r0, std::int64_t r1) {
-      for_each_tile<kTileRows>(r0, r1, n, [&](std::int64_t r, std::int64_t j, auto rt, auto pt) {
-        constexpr int R = decltype(rt)::value;
-        for (int p = 0; p < decltype(pt)::value; ++p) {
+      for_each_tile<kTileRows, legacy::kLegacyTilePos>(r0, r1, n, [&](std::int64_t r, std::int64_t j, auto rt,
+                                                                       auto pt) {
+        constexpr int R = decltype(rt)::value, P = decltype(pt)::value;
+        if constexpr (P == 1) {
           float out[R];
-          dot_rows_q8_0_acts<T, R>(base + r * ws, ws, xs[j + p], nb, out);
-          for (int i = 0; i < R; ++i) y[(j + p) * w.rows + r + i] = out[i];
+          dot_rows_q8_0_acts<T, R>(base + r * ws, ws, xs[j], nb, out);
+          for (int i = 0; i < R; ++i) y[j * w.rows + r + i] = out[i];
+        } else {  // each weight block unpacked once for the tile's P positions
+          dot_rows_q8_0_acts_tile<T, R, P>(base + r * ws, ws, xs + j, T == DType::Q5_0 ? offs + j * nb * 8 : nullptr, nb,
+                                           y + j * w.rows + r, w.rows);
         }
       });
     }, row_grain(cols, n));
@@ -683,15 +698,31 @@ void matmul_block(ThreadPool& pool, const MatrixView& w, const float* x, std::in
     };
     if (n * cols <= 65536) quantize(0, n);
     else pool.parallel_for(n, quantize);
+    // Q8_1 tiles of 2+ positions read the blocks' f16 d and s as floats, converted once here (n, ab, 2)
+    thread_local std::vector<float> q8_1_scales;
+    if constexpr (A == DType::Q8_1) {
+      if (n > 1) {
+        q8_1_scales.resize(static_cast<std::size_t>(2 * n * ab));
+        for (std::int64_t i = 0; i < n * ab; ++i) {
+          q8_1_scales[static_cast<std::size_t>(2 * i)] = half_to_float(acts[i].d);
+          q8_1_scales[static_cast<std::size_t>(2 * i + 1)] = half_to_float(acts[i].s);
+        }
+      }
+    }
+    const float* ds = q8_1_scales.data();  // (the workers' thread_local vectors are others)
     pool.parallel_for(w.rows - r_begin, [&](std::int64_t r0, std::int64_t r1) {
-      for_each_tile<kTileRows>(r_begin + r0, r_begin + r1, n, [&](std::int64_t r, std::int64_t j, auto rt, auto pt) {
+      // Q8_1 (legacy) weights take tiles of up to kLegacyTilePos positions, K-quants up to kTilePos
+      constexpr int kMaxPos = A == DType::Q8_1 ? legacy::kLegacyTilePos : kTilePos;
+      for_each_tile<kTileRows, kMaxPos>(r_begin + r0, r_begin + r1, n, [&](std::int64_t r, std::int64_t j, auto rt,
+                                                                         auto pt) {
         constexpr int R = decltype(rt)::value, P = decltype(pt)::value;
-        if constexpr (A == DType::Q8_1) {
-          for (int p = 0; p < P; ++p) {
-            float out[R];
-            dot_rows_q8_1_acts<T, R>(base + r * ws, ws, acts + (j + p) * ab, nb, out);
-            for (int i = 0; i < R; ++i) y[(j + p) * w.rows + r + i] = out[i];
-          }
+        if constexpr (A == DType::Q8_1 && P == 1) {
+          float out[R];
+          dot_rows_q8_1_acts<T, R>(base + r * ws, ws, acts + j * ab, nb, out);
+          for (int i = 0; i < R; ++i) y[j * w.rows + r + i] = out[i];
+        } else if constexpr (A == DType::Q8_1) {  // each weight block unpacked once for the tile's P positions
+          dot_rows_q8_1_acts_tile<T, R, P>(base + r * ws, ws, acts + j * ab, ds + 2 * j * ab, ab, nb,
+                                           y + j * w.rows + r, w.rows);
         } else {  // each super-block unpacked once for the tile's P positions
           dot_rows_q8_K_acts<T, R, P>(base + r * ws, ws, acts + j * ab, ab, nb, y + j * w.rows + r, w.rows);
         }
