@@ -286,11 +286,30 @@ inline constexpr std::string_view kAttentionBody = R"CL(
   const float inv = 1.0f / sum;
   for (int t = lid; t < len; t += WG) s[t] = round_half(s[t] * inv);
   barrier(CLK_GLOBAL_MEM_FENCE);
+#if HEAD_DIM % 16 == 0 && WG % (HEAD_DIM / 16) == 0
+  // out = sum_t s[t] v[t]: work-item (chunk c of 16 values, slice j) sums the rows t = j, j + SLICES, ... in 16-wide
+  // loads, then each value adds its SLICES partial sums
+  local float part[WG * 16];
+  {
+    const int c = lid % (HEAD_DIM / 16), j = lid / (HEAD_DIM / 16);
+    const int slices = WG / (HEAD_DIM / 16);
+    float16 acc = 0.0f;
+    for (int t = j; t < len; t += slices) acc += s[t] * vload_half16(c, vl + (size_t)t * KV_DIM);
+    vstore16(acc, lid, part);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int d = lid; d < HEAD_DIM; d += WG) {
+      float o = 0.0f;
+      for (int k = 0; k < slices; ++k) o += part[(k * (HEAD_DIM / 16) + d / 16) * 16 + d % 16];
+      out[(size_t)i * DIM + h * HEAD_DIM + d] = o;
+    }
+  }
+#else
   for (int d = lid; d < HEAD_DIM; d += WG) {
     float o = 0.0f;
     for (int t = 0; t < len; ++t) o += s[t] * vload_half((size_t)t * KV_DIM + d, vl);
     out[(size_t)i * DIM + h * HEAD_DIM + d] = o;
   }
+#endif
 )CL";
 
 // x += y
