@@ -151,24 +151,7 @@ struct XBlock {
   }
 };
 
-// Integer dot of one weight block with the activations, in 8 lanes (the unsigned operand as in the table at the
-// top; IQ4_NL: |x| . v sign(x), so that only the sign step is per row).
-template <DType T>
-[[nodiscard]] inline __m256i block_dot(const unsigned char* blk, const XBlock<T>& xb) noexcept {
-  using L = Layout<T>;
-  __m256i u = nibbles(blk + L::kQs);
-  if constexpr (T == DType::IQ4_NL) {
-    const __m256i v = _mm256_shuffle_epi8(
-        _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4nlValues))), u);
-    return dot_lanes(xb.aux, _mm256_sign_epi8(v, xb.x));
-  } else {
-    if constexpr (L::kQh >= 0) u = _mm256_or_si256(u, fifth_bits(blk + L::kQh));
-    return T == DType::Q5_0 ? dot_lanes_acc(xb.aux, u, xb.x) : dot_lanes(u, xb.x);
-  }
-}
-
-// A weight block's byte operand (the table at the top; IQ4_NL: the values v), unpacked once for several
-// positions.
+// A weight block's byte operand (the table at the top; IQ4_NL: the values v).
 template <DType T>
 [[nodiscard]] inline __m256i block_operand(const unsigned char* blk) noexcept {
   using L = Layout<T>;
@@ -183,12 +166,17 @@ template <DType T>
   }
 }
 
-// block_dot from an unpacked operand: the same integer lanes.
+// Integer dot of an unpacked weight block with the activations, in 8 lanes (IQ4_NL: |x| . v sign(x), so that only
+// the sign step is per row; Q5_0: from its -16 sum(x) lanes).
 template <DType T>
 [[nodiscard]] inline __m256i operand_dot(__m256i u, const XBlock<T>& xb) noexcept {
   if constexpr (T == DType::IQ4_NL) return dot_lanes(xb.aux, _mm256_sign_epi8(u, xb.x));
   else if constexpr (T == DType::Q5_0) return dot_lanes_acc(xb.aux, u, xb.x);
   else return dot_lanes(u, xb.x);
+}
+template <DType T>
+[[nodiscard]] inline __m256i block_dot(const unsigned char* blk, const XBlock<T>& xb) noexcept {
+  return operand_dot<T>(block_operand<T>(blk), xb);
 }
 #endif
 
@@ -264,9 +252,6 @@ inline void q5_0_offsets(const std::int8_t* q, std::int64_t nb, std::int32_t* la
     }
 }
 
-// R rows . P positions (y[p * ys + r]); act(p, b, d_x, s_x, offsets) gives position p's block b (offsets: Q5_0's
-// lanes for it). Each weight block is unpacked once for the P positions; per (row, position) the operations, and
-// so the floats, are dot_rows's.
 #if EDGESPEC_LEGACY_AVX512
 // dot_rows_tile with positions in pairs: lanes 0-7 of a 512-bit register hold position 2q's 8 lanes, lanes 8-15
 // position 2q + 1's (an odd P repeats its last position in the upper half, unused), so one vpdpbusd, one
@@ -346,6 +331,9 @@ inline void dot_rows_tile_pairs(const unsigned char* w, std::int64_t ws, std::in
 #pragma GCC diagnostic pop
 #endif
 
+// R rows . P positions (y[p * ys + r]); act(p, b, d_x, s_x, offsets) gives position p's block b (offsets: Q5_0's
+// lanes for it). Each weight block is unpacked once for the P positions; per (row, position) the operations, and
+// so the floats, are dot_rows's.
 template <DType T, int R, int P, class Act>
 inline void dot_rows_tile(const unsigned char* w, std::int64_t ws, std::int64_t nb, Act act, float* y,
                           std::int64_t ys) noexcept {
