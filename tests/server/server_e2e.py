@@ -196,6 +196,18 @@ def test_faults():
             body["error"].get("message") and body["error"].get("type")
         check(ok, "%s -> %d with a JSON error (got %s %s)" % (what, status, st, str(body)[:120]))
 
+    # The accept queue: 1024 (capped by the kernel's somaxconn), not the 5 Debian's cpp-httplib listens with, which
+    # a burst of clients overflows (the kernel then resets connections). ss shows a listener's queue as Send-Q.
+    if shutil.which("ss"):
+        out = subprocess.run(["ss", "-Hltn", "sport = :%d" % server.port], capture_output=True, text=True).stdout
+        with open("/proc/sys/net/core/somaxconn") as f:
+            want = min(1024, int(f.read()))
+        queues = [int(line.split()[2]) for line in out.splitlines() if line.strip()]
+        check(queues and all(q == want for q in queues), "the accept queue holds %d connections (ss: %s)" % (
+            want, out.strip()))
+    else:
+        print("skip the accept queue's length (no ss)")
+
     error(http(u + "/v1/sessions", "POST", raw=b"{not json"), 400, "malformed JSON")
     error(http(u + "/v1/sessions", "POST", raw=b"[1, 2]"), 400, "a body that is not an object")
     error(http(u + "/v1/sessions", "POST", {"prompt_tokens": "abc"}), 400, "prompt_tokens of the wrong type")
