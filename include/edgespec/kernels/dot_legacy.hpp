@@ -252,6 +252,25 @@ inline void q5_0_offsets(const std::int8_t* q, std::int64_t nb, std::int32_t* la
     }
 }
 
+#if EDGESPEC_LEGACY_SIMD
+// The P positions' block b, read once for a pass's rows: their int8 values, Q5_0's lanes, and d_x, s_x in lanes
+// 0..P-1 (built in registers: a vector load of the floats just stored would wait on store forwarding).
+template <int P>
+struct TileBlock {
+  static_assert(P >= 1 && P <= 8, "TileBlock: 1..8 positions");
+  const std::int8_t* xq[P];
+  const std::int32_t* offsets[P] = {};
+  __m256 dx, sx;
+  template <class Act>
+  TileBlock(Act& act, std::int64_t b) noexcept {
+    float dxs[8] = {}, sxs[8] = {};
+    for (int p = 0; p < P; ++p) xq[p] = act(p, b, dxs[p], sxs[p], offsets[p]);
+    dx = _mm256_setr_ps(dxs[0], dxs[1], dxs[2], dxs[3], dxs[4], dxs[5], dxs[6], dxs[7]);
+    sx = _mm256_setr_ps(sxs[0], sxs[1], sxs[2], sxs[3], sxs[4], sxs[5], sxs[6], sxs[7]);
+  }
+};
+#endif
+
 #if EDGESPEC_LEGACY_AVX512
 // dot_rows_tile with positions in pairs: lanes 0-7 of a 512-bit register hold position 2q's 8 lanes, lanes 8-15
 // position 2q + 1's (an odd P repeats its last position in the upper half, unused), so one vpdpbusd, one
@@ -290,18 +309,12 @@ inline void dot_rows_tile_pairs(const unsigned char* w, std::int64_t ws, std::in
     mins[r] = _mm256_setzero_ps();
   }
   for (std::int64_t b = 0; b < nb; ++b) {
-    const std::int8_t* xq[P];
-    const std::int32_t* offsets[P] = {};
-    float dxs[8] = {}, sxs[8] = {};
-    for (int p = 0; p < P; ++p) xq[p] = act(p, b, dxs[p], sxs[p], offsets[p]);
-    // built in registers: a vector load of the floats just stored would wait on store forwarding
-    const __m256 dx = _mm256_setr_ps(dxs[0], dxs[1], dxs[2], dxs[3], dxs[4], dxs[5], dxs[6], dxs[7]);
-    const __m256 sx = _mm256_setr_ps(sxs[0], sxs[1], sxs[2], sxs[3], sxs[4], sxs[5], sxs[6], sxs[7]);
+    const TileBlock<P> tb(act, b);
     __m512i x[Q], seed[Q];  // seed: the integer sums start from Q5_0's -16 sum(x) lanes, else from 0
     for (int q = 0; q < Q; ++q) {
       const int hi = std::min(2 * q + 1, P - 1);
-      x[q] = pair(xq[2 * q], xq[hi]);
-      if constexpr (T == DType::Q5_0) seed[q] = pair(offsets[2 * q], offsets[hi]);
+      x[q] = pair(tb.xq[2 * q], tb.xq[hi]);
+      if constexpr (T == DType::Q5_0) seed[q] = pair(tb.offsets[2 * q], tb.offsets[hi]);
       else seed[q] = _mm512_setzero_si512();
     }
     for (int r = 0; r < R; ++r) {
@@ -310,8 +323,8 @@ inline void dot_rows_tile_pairs(const unsigned char* w, std::int64_t ws, std::in
       const __m128 dm = scales(blk);
       const __m512i u = _mm512_broadcast_i64x4(block_operand<T>(blk));
       // lane p: d_w d_x of position p, the product dot_rows takes with _mm_mul_ss
-      const __m512 d = _mm512_castps256_ps512(_mm256_mul_ps(_mm256_broadcastss_ps(dm), dx));
-      if constexpr (kMin) mins[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(dm)), sx, mins[r]);
+      const __m512 d = _mm512_castps256_ps512(_mm256_mul_ps(_mm256_broadcastss_ps(dm), tb.dx));
+      if constexpr (kMin) mins[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(dm)), tb.sx, mins[r]);
       for (int q = 0; q < Q; ++q)
         acc[r][q] = _mm512_fmadd_ps(_mm512_permutexvar_ps(lane_of[q], d),
                                     _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(seed[q], u, x[q])), acc[r][q]);
@@ -347,46 +360,31 @@ inline void dot_rows_tile(const unsigned char* w, std::int64_t ws, std::int64_t 
   }
 #endif
 #if EDGESPEC_LEGACY_SIMD
-  if constexpr (P > 4) {  // (IQ4_NL on AVX-512) two tiles of positions
-    dot_rows_tile<T, R, 4>(w, ws, nb, act, y, ys);
-    dot_rows_tile<T, R, P - 4>(
-        w, ws, nb,
-        [&act](int p, std::int64_t b, float& d, float& s, const std::int32_t*& o) { return act(p + 4, b, d, s, o); },
-        y + 4 * ys, ys);
-    return;
-  }
-  if constexpr (R > 2) {  // passes of 2 rows: 2 x P accumulators fit the 16 ymm registers of AVX2
+  if constexpr (R > 2) {  // passes of 2 rows: 2 x P accumulators fit the 16 ymm registers of AVX2 (P <= 4)
     dot_rows_tile<T, 2, P>(w, ws, nb, act, y, ys);
     dot_rows_tile<T, R - 2, P>(w + 2 * ws, ws, nb, act, y + 2, ys);
     return;
   }
   __m256 acc[R][P];
-  __m128 mins[R];  // lane p: sum_b m_w s_x of position p (lane 1 of dot_rows's fused multiply-adds)
+  __m256 mins[R];  // lane p: sum_b m_w s_x of position p (lane 1 of dot_rows's fused multiply-adds)
   for (int r = 0; r < R; ++r) {
     for (int p = 0; p < P; ++p) acc[r][p] = _mm256_setzero_ps();
-    mins[r] = _mm_setzero_ps();
+    mins[r] = _mm256_setzero_ps();
   }
   for (std::int64_t b = 0; b < nb; ++b) {
-    // the positions' block b, once for the pass's rows
-    const std::int8_t* xq[P];
-    const std::int32_t* offsets[P] = {};
-    float dxs[4] = {}, sxs[4] = {};
-    for (int p = 0; p < P; ++p) xq[p] = act(p, b, dxs[p], sxs[p], offsets[p]);
-    // built in registers: a 16-byte load of the four floats just stored would wait on store forwarding
-    const __m128 dx = _mm_setr_ps(dxs[0], dxs[1], dxs[2], dxs[3]);
-    const __m128 sx = _mm_setr_ps(sxs[0], sxs[1], sxs[2], sxs[3]);
+    const TileBlock<P> tb(act, b);
     for (int r = 0; r < R; ++r) {
       const unsigned char* blk = w + r * ws + b * kBlock;
       __builtin_prefetch(blk + R * ws, 0, 3);  // the same block of the next pass's rows
       const __m128 dm = scales(blk);
       const __m256i u = block_operand<T>(blk);
       // lane p: d_w d_x of position p, the product dot_rows takes with _mm_mul_ss
-      const __m256 d = _mm256_castps128_ps256(_mm_mul_ps(_mm_broadcastss_ps(dm), dx));
-      if constexpr (kMin) mins[r] = _mm_fmadd_ps(_mm_movehdup_ps(_mm_movelh_ps(dm, dm)), sx, mins[r]);
+      const __m256 d = _mm256_mul_ps(_mm256_broadcastss_ps(dm), tb.dx);
+      if constexpr (kMin) mins[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(dm)), tb.sx, mins[r]);
       for (int p = 0; p < P; ++p) {
         const XBlock<T> xb = [&] {
-          if constexpr (T == DType::Q5_0) return XBlock<T>(xq[p], offsets[p]);
-          else return XBlock<T>(xq[p]);
+          if constexpr (T == DType::Q5_0) return XBlock<T>(tb.xq[p], tb.offsets[p]);
+          else return XBlock<T>(tb.xq[p]);
         }();
         acc[r][p] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(d, _mm256_set1_epi32(p)),
                                     _mm256_cvtepi32_ps(operand_dot<T>(u, xb)), acc[r][p]);
@@ -394,8 +392,8 @@ inline void dot_rows_tile(const unsigned char* w, std::int64_t ws, std::int64_t 
     }
   }
   for (int r = 0; r < R; ++r) {
-    alignas(16) float m[4];
-    _mm_store_ps(m, mins[r]);
+    alignas(32) float m[8];
+    _mm256_store_ps(m, mins[r]);
     for (int p = 0; p < P; ++p) y[p * ys + r] = hsum8(acc[r][p]) + m[p];
   }
 #else

@@ -29,8 +29,8 @@
 //   row-major Q8_0/Q4_0 x Q8_0: per position, sum |w| * sign(x, w) per 4 bytes: AVX-512 VL VNNI |
 //                AVX-VNNI | AVX2 vpmaddubsw + vpmaddwd | scalar (Q4_0: dpbusd(u, x) - 8 sum(x))
 //   F32/F16/BF16 converted on load (F16C / AVX-512), FMA with f32 activations
-//   Q4_1/Q5_0/Q5_1/IQ4_NL: dot_legacy.hpp (each block unpacked once per tile of positions); Q2_K..Q6_K: dot_k.hpp (integer sums per block, each super-block
-//                unpacked once per tile of positions; Q4_K/Q6_K AVX-512 VNNI | AVX2 | scalar)
+//   Q4_1/Q5_0/Q5_1/IQ4_NL: dot_legacy.hpp; Q2_K..Q6_K: dot_k.hpp (integer sums per block, each block or
+//                super-block unpacked once per tile of positions; Q4_K/Q6_K AVX-512 VNNI | AVX2 | scalar)
 //
 // Every (row, position) output is computed by the same operation sequence whatever the tile shape, the
 // thread count or n, so a batch of n positions equals n single-position calls bit for bit.
@@ -671,8 +671,8 @@ void matmul_block(ThreadPool& pool, const MatrixView& w, const float* x, std::in
           dot_rows_q8_0_acts<T, R>(base + r * ws, ws, xs[j], nb, out);
           for (int i = 0; i < R; ++i) y[j * w.rows + r + i] = out[i];
         } else {  // each weight block unpacked once for the tile's P positions
-          dot_rows_q8_0_acts_tile<T, R, P>(base + r * ws, ws, xs + j, T == DType::Q5_0 ? offs + j * nb * 8 : nullptr, nb,
-                                           y + j * w.rows + r, w.rows);
+          const std::int32_t* lanes = T == DType::Q5_0 ? offs + j * nb * 8 : nullptr;
+          dot_rows_q8_0_acts_tile<T, R, P>(base + r * ws, ws, xs + j, lanes, nb, y + j * w.rows + r, w.rows);
         }
       });
     }, row_grain(cols, n));
