@@ -17,6 +17,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <vector>
 
 #include "edgespec/kernels/matmul.hpp"
@@ -354,12 +355,25 @@ void check_matmul(ThreadPool& pool, DType t, std::int64_t rows, std::int64_t col
   std::vector<unsigned char> buf(static_cast<std::size_t>(rows * rb + 64));
   unsigned char* w = buf.data() + (64 - reinterpret_cast<std::uintptr_t>(buf.data()) % 64) % 64 + 1;
   for (std::int64_t r = 0; r < rows; ++r) quantize_row(t, wf.data() + r * cols, w + r * rb, cols);
-  std::vector<float> y(static_cast<std::size_t>(n * rows), NAN);
-  matmul<kCols>(pool, MatrixView{t, rows, cols, w}, x.data(), n, y.data());
-  std::vector<float> single(y.size());  // n single positions: bit for bit the batch
-  for (std::int64_t j = 0; j < n; ++j)
-    matmul<kCols>(pool, MatrixView{t, rows, cols, w}, x.data() + j * cols, 1, single.data() + j * rows);
-  CHECK(std::memcmp(y.data(), single.data(), y.size() * sizeof(float)) == 0);
+  // the row-major rows, and (Q4_1 in AVX-512 VNNI builds) the packed copy of their whole groups
+  std::vector<MatrixView> views{MatrixView{t, rows, cols, w}};
+  std::shared_ptr<std::byte> packed;
+  if (kPackedKernels && packable(t, cols) && rows >= kPackRows) {
+    packed = allocate_aligned(static_cast<std::size_t>(packed_bytes(t, rows, cols)));
+    pack_rows(t, w, rows, cols, packed.get());
+    views.push_back(views[0]);
+    views.back().packed = packed.get();
+  }
+  std::vector<std::vector<float>> ys;
+  for (const MatrixView& view : views) {
+    std::vector<float> y(static_cast<std::size_t>(n * rows), NAN);
+    matmul<kCols>(pool, view, x.data(), n, y.data());
+    std::vector<float> single(y.size());  // n single positions: bit for bit the batch
+    for (std::int64_t j = 0; j < n; ++j) matmul<kCols>(pool, view, x.data() + j * cols, 1, single.data() + j * rows);
+    INFO(name(t) << (view.packed != nullptr ? " packed" : " row-major"));
+    CHECK(std::memcmp(y.data(), single.data(), y.size() * sizeof(float)) == 0);
+    ys.push_back(std::move(y));
+  }
 
   const Acts a = effective_acts(t, x);
   const double rel = 2e-6 * std::sqrt(static_cast<double>(cols)) + 1e-6;
@@ -389,7 +403,10 @@ void check_matmul(ThreadPool& pool, DType t, std::int64_t rows, std::int64_t col
         mag += std::fabs(term);
       }
       INFO(name(t) << " rows " << rows << " cols " << cols << " n " << n << " at (" << j << ", " << r << ")");
-      REQUIRE(std::fabs(y[static_cast<std::size_t>(j * rows + r)] - ref) <= rel * mag + 1e-30);
+      for (std::size_t v = 0; v < ys.size(); ++v) {
+        INFO((v == 0 ? "row-major" : "packed"));
+        REQUIRE(std::fabs(ys[v][static_cast<std::size_t>(j * rows + r)] - ref) <= rel * mag + 1e-30);
+      }
     }
   }
 }
@@ -406,6 +423,7 @@ TEST_CASE("legacy matmul against the double-precision reference", "[quants_legac
       for (std::int64_t rows : {1, 7, 9, 67})
         for (std::int64_t cols : {32, 96, 1536}) check_matmul(pool, t, rows, cols, rows == 67 ? 3 : 2, seed++);
       for (std::int64_t n = 1; n <= 33; ++n) check_matmul(pool, t, 13 + n % 5, 64, n, seed++);
+      for (std::int64_t n = 1; n <= 17; ++n) check_matmul(pool, t, 32 + n % 3, 96, n, seed++);  // 2 groups + rows
       check_matmul<576>(pool, t, 21, 576, 5, seed++);
       check_matmul<576>(pool, t, 8, 576, 1, seed++);
     }
@@ -423,17 +441,26 @@ TEST_CASE("legacy matmul: batched equals single calls and 1 thread equals 2, bit
     const std::int64_t rb = row_bytes(t, cols);
     std::vector<unsigned char> w(static_cast<std::size_t>(rows * rb + 1));
     for (std::int64_t r = 0; r < rows; ++r) quantize_row(t, wf.data() + r * cols, w.data() + 1 + r * rb, cols);
-    const MatrixView view{t, rows, cols, w.data() + 1};
-    std::vector<float> batched(static_cast<std::size_t>(n * rows)), batched1(batched.size()), single(batched.size()),
-        fixed(batched.size());
-    matmul(two, view, x.data(), n, batched.data());
-    matmul(one, view, x.data(), n, batched1.data());
-    matmul<576>(two, view, x.data(), n, fixed.data());
-    for (std::int64_t j = 0; j < n; ++j) matmul(two, view, x.data() + j * cols, 1, single.data() + j * rows);
-    INFO(name(t));
-    CHECK(std::memcmp(batched.data(), single.data(), batched.size() * sizeof(float)) == 0);
-    CHECK(std::memcmp(batched.data(), batched1.data(), batched.size() * sizeof(float)) == 0);
-    CHECK(std::memcmp(batched.data(), fixed.data(), batched.size() * sizeof(float)) == 0);
+    std::vector<MatrixView> views{MatrixView{t, rows, cols, w.data() + 1}};
+    std::shared_ptr<std::byte> packed;
+    if (kPackedKernels && packable(t, cols)) {  // Q4_1 with AVX-512 VNNI: 4 groups, then 3 row-major rows
+      packed = allocate_aligned(static_cast<std::size_t>(packed_bytes(t, rows, cols)));
+      pack_rows(t, w.data() + 1, rows, cols, packed.get(), &two);
+      views.push_back(views[0]);
+      views.back().packed = packed.get();
+    }
+    for (const MatrixView& view : views) {
+      std::vector<float> batched(static_cast<std::size_t>(n * rows)), batched1(batched.size()),
+          single(batched.size()), fixed(batched.size());
+      matmul(two, view, x.data(), n, batched.data());
+      matmul(one, view, x.data(), n, batched1.data());
+      matmul<576>(two, view, x.data(), n, fixed.data());
+      for (std::int64_t j = 0; j < n; ++j) matmul(two, view, x.data() + j * cols, 1, single.data() + j * rows);
+      INFO(name(t) << (view.packed != nullptr ? " packed" : " row-major"));
+      CHECK(std::memcmp(batched.data(), single.data(), batched.size() * sizeof(float)) == 0);
+      CHECK(std::memcmp(batched.data(), batched1.data(), batched.size() * sizeof(float)) == 0);
+      CHECK(std::memcmp(batched.data(), fixed.data(), batched.size() * sizeof(float)) == 0);
+    }
   }
 }
 

@@ -7,7 +7,8 @@
 //   [quantized W]  x (n, cols) f32 -> activations of activation_type(W): Q8_0 (+ per-block sums), Q8_1 or Q8_K
 //                                                                                      once per call, shared
 //   [F16/BF16 W]   x rounded to F16/BF16 (as llama.cpp converts them), then f32 FMA
-//   packed Q8_0/Q4_0/F16/Q4_K/Q6_K W (MatrixView::packed, see packed.hpp, packed_k.hpp), parallel over 16-row groups:
+//   packed Q8_0/Q4_0/F16 (AVX-512 VNNI: also Q4_1/Q4_K/Q6_K) W (MatrixView::packed, see packed.hpp, packed_k.hpp),
+//   parallel over 16-row groups:
 //     for chunk of 16 positions                        (activations of a chunk stay in L2)
 //       for group of 16 rows                           (one sequential stream, read from memory once per chunk)
 //         for tile of kPackedTilePos positions,        (16 rows x P positions in registers, each weight
@@ -22,7 +23,8 @@
 // so W is streamed from memory ceil(n / 16) times per call and each weight load feeds P dot products.
 // Inner products by target:
 //
-//   packed Q8_0/Q4_0 x Q8_0, AVX-512 VNNI: one vpdpbusd per 4 columns of 16 rows (see packed.hpp)
+//   packed Q8_0/Q4_0 x Q8_0, AVX-512 VNNI: one vpdpbusd per 4 columns of 16 rows (see packed.hpp); Q4_1 x Q8_1
+//                the same, then + m_w s_x per block
 //   packed F16 x f32: one FMA per column of 16 rows (converted from one 256-bit load)
 //   packed Q4_K/Q6_K x Q8_K, AVX-512 VNNI: vpdpbusd per 4 columns of 16 rows, then the sub-block scales
 //                (vpdpwssd / vpmulld; see packed_k.hpp)
@@ -510,22 +512,67 @@ inline void prepare_activations(ThreadPool& pool, const float* x, std::int64_t n
 }
 
 // x (n, cols) f32 -> the same Q8_0 activations as prepare_activations, block-major for the packed kernels
-// (PackedActs: q (nb, n, 32) | d (nb, n) | seed (nb, n)), in scratch slot 1.
+// (PackedActs: q (nb, n, 32) | d (nb, n) | seed (nb, n)), in scratch slot 1. Q4_1: the Q8_1 activations of
+// quantize_row_q8_1, with d and s as floats (s in the seed's place).
 template <DType T>
 inline PackedActs prepare_packed_activations(ThreadPool& pool, const float* x, std::int64_t n, std::int64_t cols) {
   const std::int64_t nb = cols / kQK;
   const ActArrays a = activation_arrays(1, n, nb);
+  auto* s = reinterpret_cast<float*>(a.seed);  // Q4_1
   auto prepare = [&](std::int64_t b0, std::int64_t b1) {  // blocks [b0, b1) of every position: one range of q
     for (std::int64_t b = b0; b < b1; ++b)
-      for (std::int64_t j = 0; j < n; ++j) quantize_act_block<T>(x + j * cols + b * kQK, a, b * n + j);
+      for (std::int64_t j = 0; j < n; ++j) {
+        const std::int64_t i = b * n + j;
+        if constexpr (T == DType::Q4_1) {
+          std::int32_t sum;
+          const float d = legacy::quantize_block_act(x + j * cols + b * kQK, a.q + i * kQK, sum);
+          a.d[i] = half_to_float(legacy::act_fp16(d));
+          s[i] = half_to_float(legacy::act_fp16(d * static_cast<float>(sum)));
+        } else {
+          quantize_act_block<T>(x + j * cols + b * kQK, a, i);
+        }
+      }
   };
   if (n * cols <= 65536) {
     prepare(0, nb);
   } else {
     pool.parallel_for(nb, prepare, 8);
   }
-  return {a.q, a.d, a.seed, n};
+  if constexpr (T == DType::Q4_1) return {a.q, a.d, nullptr, n, s};
+  else return {a.q, a.d, a.seed, n};
 }
+
+#if EDGESPEC_PACKED_KERNELS
+// The packed groups of a Q8_0/Q4_0 (or, AVX-512 VNNI, Q4_1) matrix @ prepared activations -> rows
+// [0, 16 * groups) of y (n, rows): groups in parallel; per chunk of kPosChunk positions, each group once, in
+// tiles of up to kPackedTilePos positions.
+template <DType T, int kNb = dynamic_extent>
+inline void matmul_packed_blocks(ThreadPool& pool, const MatrixView& w, const PackedActs& acts, std::int64_t n,
+                                 float* y) {
+  ES_CHECK(reinterpret_cast<std::uintptr_t>(w.packed) % 64 == 0,
+           "matmul: packed weights must be 64-byte aligned (allocate them with allocate_aligned)");
+  const Extent<kNb> nb(w.cols / kQK);  // blocks per row (a literal where the model fixes cols)
+  const std::int64_t groups = w.rows / kPackRows, gs = packed_group_bytes(T, nb.value());
+  const auto* packed = static_cast<const unsigned char*>(w.packed);
+  pool.parallel_for(
+      groups,
+      [&](std::int64_t g0, std::int64_t g1) {
+        // with software prefetch on: the lines packed_tile's own prefetches skip, the first
+        // kPackedPrefetchBytes of this part (at the tile shape the first tile has)
+        const std::int64_t ahead = n == 1 ? kPackedPrefetchBytes<T, 1> : kPackedPrefetchBytes<T, 2>;
+        const std::int64_t warm = std::min(ahead, (g1 - g0) * gs);
+        for (std::int64_t off = 0; off < warm; off += 64) prefetch(packed + g0 * gs + off);
+        for (std::int64_t c = 0; c < n; c += kPosChunk) {
+          for (std::int64_t g = g0; g < g1; ++g)
+            for_each_position_tile<kPackedTilePos>(c, std::min(n, c + kPosChunk), [&](std::int64_t j, auto pt) {
+              packed_tile<T, decltype(pt)::value>(packed + g * gs, nb.value(), acts, j, y + j * w.rows + g * kPackRows,
+                                                  w.rows);
+            });
+        }
+      },
+      std::max<std::int64_t>(1, row_grain(w.cols, n) / kPackRows));
+}
+#endif
 
 // W (rows, cols) Q8_0/Q4_0 @ x (n, cols) -> y (n, rows), activations quantized to Q8_0 first. The packed
 // groups of W (if any) go through the packed kernels, the remaining rows through dot_rows_quant.
@@ -555,28 +602,8 @@ void matmul_quant(ThreadPool& pool, const MatrixView& w, const float* x, std::in
   };
 #if EDGESPEC_PACKED_KERNELS
   if (w.packed != nullptr) {
-    ES_CHECK(reinterpret_cast<std::uintptr_t>(w.packed) % 64 == 0,
-             "matmul: packed weights must be 64-byte aligned (allocate them with allocate_aligned)");
-    const std::int64_t groups = w.rows / kPackRows, gs = packed_group_bytes(T, nb.value());
-    const auto* packed = static_cast<const unsigned char*>(w.packed);
-    const PackedActs acts = prepare_packed_activations<T>(pool, x, n, w.cols);
-    pool.parallel_for(
-        groups,
-        [&](std::int64_t g0, std::int64_t g1) {
-          // with software prefetch on: the lines packed_tile's own prefetches skip, the first
-          // kPackedPrefetchBytes of this part (at the tile shape the first tile has)
-          const std::int64_t ahead = n == 1 ? kPackedPrefetchBytes<T, 1> : kPackedPrefetchBytes<T, 2>;
-          const std::int64_t warm = std::min(ahead, (g1 - g0) * gs);
-          for (std::int64_t off = 0; off < warm; off += 64) prefetch(packed + g0 * gs + off);
-          for (std::int64_t c = 0; c < n; c += kPosChunk) {
-            for (std::int64_t g = g0; g < g1; ++g)
-              for_each_position_tile<kPackedTilePos>(c, std::min(n, c + kPosChunk), [&](std::int64_t j, auto pt) {
-                packed_tile<T, decltype(pt)::value>(packed + g * gs, nb.value(), acts, j,
-                                                    y + j * w.rows + g * kPackRows, w.rows);
-              });
-          }
-        },
-        std::max<std::int64_t>(1, row_grain(w.cols, n) / kPackRows));
+    matmul_packed_blocks<T, kNb>(pool, w, prepare_packed_activations<T>(pool, x, n, w.cols), n, y);
+    const std::int64_t groups = w.rows / kPackRows;
     if (groups * kPackRows < w.rows) {  // < 16 rows: not worth waking the pool
       prepare_row_major();
       row_major(groups * kPackRows, w.rows);
@@ -679,9 +706,14 @@ void matmul_block(ThreadPool& pool, const MatrixView& w, const float* x, std::in
   } else {
     std::int64_t r_begin = 0;  // rows from here on are read row-major
 #if EDGESPEC_PACKED_AVX512
-    if constexpr (T == DType::Q4_K || T == DType::Q6_K) {
+    if constexpr (T == DType::Q4_K || T == DType::Q6_K || T == DType::Q4_1) {
       if (w.packed != nullptr) {
-        matmul_packed_k<T>(pool, w, x, n, y);
+        if constexpr (T == DType::Q4_1) {
+          constexpr int kNb = kCols == dynamic_extent ? dynamic_extent : kCols / kQK;
+          matmul_packed_blocks<T, kNb>(pool, w, prepare_packed_activations<T>(pool, x, n, cols), n, y);
+        } else {
+          matmul_packed_k<T>(pool, w, x, n, y);
+        }
         r_begin = w.rows / kPackRows * kPackRows;
         if (r_begin == w.rows) return;
       }

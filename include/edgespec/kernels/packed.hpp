@@ -1,15 +1,17 @@
-// Row-interleaved ("packed") Q8_0/Q4_0/F16 weights: the layout the CPU matmul streams.
+// Row-interleaved ("packed") Q8_0/Q4_0/Q4_1/F16 weights: the layout the CPU matmul streams.
 //
 // Row-major, a Q8_0 row is its blocks [d (f16) | qs (32 x int8)] one after another, so a kernel computing 16
 // rows at once follows 16 separate streams and shuffles 16 scales per block. Packed, 16 rows form a group
 // whose bytes are one sequential stream (same size as the rows it replaces, up to 64 bytes of padding):
 //
 //   group g = rows [16g, 16g + 16), nb = cols / 32 blocks per row, as ceil(nb / 2) pairs of blocks
-//     pair    [quants of block 2i | quants of block 2i+1 | scales of both]     Q8_0 1088 B, Q4_0 576 B
+//     pair    [quants of block 2i | quants of block 2i+1 | scales of both]     Q8_0 1088 B, Q4_0 576 B,
+//                                                                             Q4_1 640 B
 //     quants  Q8_0: 8 chunks k: [16 rows x 4 bytes] = qs[r][4k .. 4k+4) + 128 (as u8)                512 B
-//             Q4_0: 4 chunks k: [16 rows x 4 bytes] = qs[r][4k .. 4k+4) as stored                     256 B
+//             Q4_0, Q4_1: 4 chunks k: [16 rows x 4 bytes] = qs[r][4k .. 4k+4) as stored               256 B
 //                   (byte j: low nibble = column 4k+j, high nibble = column 16+4k+j)
 //     scales  per block [16 rows x f16 d]                                                            32 B
+//             Q4_1: then per block [16 rows x f16 m] (the minima)                                    32 B
 //     (an odd last block is a pair whose second half is zero; every pair is a whole number of 64-byte
 //      lines, so one group, and one matrix, is a single sequential stream of cache lines)
 //
@@ -19,6 +21,10 @@
 //   Q8_0  dot_r = sum_k dpbusd(qs_k + 128, x_k) - 128 sum(x)           (x: the block's Q8_0 activations)
 //   Q4_0  dot_r = sum_k dpbusd(lo_k, x_k) + dpbusd(hi_k, x_{k+4}) - 8 sum(x)
 //   y_r += (d_w,r * d_x) * float(dot_r)                                  per block, in block order
+//   Q4_1  dot_r as Q4_0 without the -8 sum(x), then (x: Q8_1 activations, s_x = f16(d_x sum(x)))
+//         y_r += (d_w,r * d_x) * float(dot_r);  y_r += m_w,r * s_x      per block, in block order
+//         (AVX-512 VNNI builds only. Not llama.cpp's summation order, which the row-major kernels of
+//          dot_legacy.hpp keep: load with LoadOptions::pack = false for its floats bit for bit.)
 //
 // F16 rows (cols % 4 == 0) pack the same way without blocks: column c of a group is its 16 rows' f16 values,
 //
@@ -74,28 +80,34 @@ inline constexpr int kPackRows = 16;
 // and Q6_K's (packed_k.hpp) exist in AVX-512 VNNI builds only: they have no AVX2 kernel.
 [[nodiscard]] constexpr bool packable(DType t) noexcept {
   return t == DType::Q8_0 || t == DType::Q4_0 || t == DType::F16 ||
-         ((t == DType::Q4_K || t == DType::Q6_K) && EDGESPEC_PACKED_AVX512);
+         ((t == DType::Q4_K || t == DType::Q6_K || t == DType::Q4_1) && EDGESPEC_PACKED_AVX512);
 }
 [[nodiscard]] constexpr bool packable(DType t, std::int64_t cols) noexcept {
   return packable(t) && cols % (t == DType::F16 ? 4 : block_values(t)) == 0;
 }
 
+// Bytes of a block's f16 scales in a row: d (Q8_0, Q4_0), d and m (Q4_1); its quants follow them.
+[[nodiscard]] constexpr std::int64_t packed_block_header(DType t) noexcept { return t == DType::Q4_1 ? 4 : 2; }
+
 // Bytes of the quants of one block of a group (all 16 rows).
 [[nodiscard]] constexpr std::int64_t packed_block_quant_bytes(DType t) noexcept {
-  return kPackRows * (block_bytes(t) - 2);
+  return kPackRows * (block_bytes(t) - packed_block_header(t));
 }
 
 // Bytes of one pair of blocks of a group: two blocks' quants, then their scales (a 64-byte multiple).
 [[nodiscard]] constexpr std::int64_t packed_pair_bytes(DType t) noexcept {
-  return 2 * packed_block_quant_bytes(t) + 2 * kPackRows * 2;
+  return 2 * packed_block_quant_bytes(t) + 2 * kPackRows * packed_block_header(t);
 }
 
-// Offsets of block b's quants and scales from the start of its group.
+// Offsets of block b's quants, scales d and (Q4_1) minima m from the start of its group.
 [[nodiscard]] constexpr std::int64_t packed_quant_offset(DType t, std::int64_t b) noexcept {
   return b / 2 * packed_pair_bytes(t) + b % 2 * packed_block_quant_bytes(t);
 }
 [[nodiscard]] constexpr std::int64_t packed_scale_offset(DType t, std::int64_t b) noexcept {
   return b / 2 * packed_pair_bytes(t) + 2 * packed_block_quant_bytes(t) + b % 2 * kPackRows * 2;
+}
+[[nodiscard]] constexpr std::int64_t packed_min_offset(DType t, std::int64_t b) noexcept {
+  return packed_scale_offset(t, b) + 2 * kPackRows * 2;
 }
 
 // Bytes of one group of 16 rows of nb blocks (F16: nb = cols; Q4_K, Q6_K: nb super-blocks).
@@ -145,7 +157,7 @@ inline void pack_group_f16(const unsigned char* in, std::int64_t ws, std::int64_
 inline void pack_rows(DType t, const void* src, std::int64_t rows, std::int64_t cols, void* dst,
                       ThreadPool* pool = nullptr) {
   ES_CHECK(packable(t), "pack_rows: ", name(t), " has no packed layout in this build (Q8_0, Q4_0, F16",
-           EDGESPEC_PACKED_AVX512 ? ", Q4_K and Q6_K)" : "; Q4_K and Q6_K need AVX-512 VNNI)");
+           EDGESPEC_PACKED_AVX512 ? ", Q4_1, Q4_K and Q6_K)" : "; Q4_1, Q4_K and Q6_K need AVX-512 VNNI)");
   ES_CHECK(rows >= 0 && cols >= 0 && packable(t, cols), "pack_rows: bad shape (", rows, ", ", cols, ") for ",
            name(t), " (cols must be a multiple of ", t == DType::F16 ? 4 : block_values(t), ")");
   const auto* in = static_cast<const unsigned char*>(src);
@@ -175,7 +187,8 @@ inline void pack_rows(DType t, const void* src, std::int64_t rows, std::int64_t 
   }
   const std::int64_t nb = cols / kQK;
   const std::int64_t block = block_bytes(t), ws = row_bytes(t, cols), gs = packed_group_bytes(t, nb);
-  const int chunks = static_cast<int>((block - 2) / 4);
+  const std::int64_t header = packed_block_header(t);
+  const int chunks = static_cast<int>((block - header) / 4);
   const std::uint32_t flip = t == DType::Q8_0 ? 0x80808080u : 0u;  // int8 -> u8 = q + 128
   run([&](std::int64_t g0, std::int64_t g1) {
     for (std::int64_t g = g0; g < g1; ++g) {
@@ -188,9 +201,10 @@ inline void pack_rows(DType t, const void* src, std::int64_t rows, std::int64_t 
           const unsigned char* blk = row + b * block;
           unsigned char* quants = group + packed_quant_offset(t, b);
           std::memcpy(group + packed_scale_offset(t, b) + r * 2, blk, 2);
+          if (t == DType::Q4_1) std::memcpy(group + packed_min_offset(t, b) + r * 2, blk + 2, 2);
           for (int k = 0; k < chunks; ++k) {
             std::uint32_t v;
-            std::memcpy(&v, blk + 2 + 4 * k, 4);
+            std::memcpy(&v, blk + header + 4 * k, 4);
             v ^= flip;
             std::memcpy(quants + (k * kPackRows + r) * 4, &v, 4);
           }
@@ -261,11 +275,13 @@ inline constexpr int kPackedTilePos = 4;
 // are adjacent, so a tile reaches its P positions at fixed offsets from one pointer per array, advanced by a
 // block at a time (position-major, a tile of 8 positions needed 24 pointers: more than the general registers).
 //   q (nb, n, 32) int8 | d (nb, n) f32 | seed (nb, n) int32 = -offset * sum(q) per block (128 Q8_0, 8 Q4_0)
+//   Q4_1 (Q8_1 activations): d = f16(d_x), and s (nb, n) f32 = f16(d_x sum(q)) instead of a seed
 struct PackedActs {
   const std::int8_t* q;
   const float* d;
-  const std::int32_t* seed;
+  const std::int32_t* seed;  // Q8_0, Q4_0
   std::int64_t n;
+  const float* s = nullptr;  // Q4_1
 };
 
 // Activations of one position prepared for the row-major kernels: (cols,) int8, then per block d_x and the
@@ -290,9 +306,15 @@ template <DType T, int P>
 inline void packed_tile(const unsigned char* group, std::int64_t nb, const PackedActs& xs, std::int64_t j,
                         float* y, std::int64_t ys) noexcept {
   constexpr std::int64_t kPair = packed_pair_bytes(T);
-  const std::int8_t* xq = xs.q + j * kQK;  // block b of position j + p: xq + p * 32, xd[p], xseed[p]
+  constexpr bool kMin = T == DType::Q4_1;  // no seed; m_w s_x per block
+  const std::int8_t* xq = xs.q + j * kQK;  // block b of position j + p: xq + p * 32, xd[p], xseed[p] (xs_[p])
   const float* xd = xs.d + j;
-  const std::int32_t* xseed = xs.seed + j;
+  const std::int32_t* xseed = kMin ? nullptr : xs.seed + j;
+  const float* xs_ = kMin ? xs.s + j : nullptr;
+  auto seed = [&](int p) {  // the integer dot's start: -offset * sum(x), Q4_1 0
+    if constexpr (kMin) return _mm512_setzero_si512();
+    else return _mm512_set1_epi32(xseed[p]);
+  };
   __m512 acc[P];
   for (int p = 0; p < P; ++p) acc[p] = _mm512_setzero_ps();
   for (std::int64_t b = 0; b < nb; ++b) {
@@ -303,13 +325,17 @@ inline void packed_tile(const unsigned char* group, std::int64_t nb, const Packe
           _mm_prefetch(reinterpret_cast<const char*>(q + kPackedPrefetchBytes<T, P> + line), _MM_HINT_T0);
     const __m512 dw = _mm512_maskz_cvtph_ps(
         0xffff, _mm256_load_si256(reinterpret_cast<const __m256i*>(group + packed_scale_offset(T, b))));
+    __m512 mw = _mm512_setzero_ps();  // Q4_1: the 16 rows' minima
+    if constexpr (kMin)
+      mw = _mm512_maskz_cvtph_ps(0xffff,
+                                 _mm256_load_si256(reinterpret_cast<const __m256i*>(group + packed_min_offset(T, b))));
     if constexpr (T == DType::Q8_0) {
       __m512i w[8];
       for (int k = 0; k < 8; ++k) w[k] = _mm512_load_si512(q + k * 64);
       if constexpr (P <= 2) {  // two chains of dependent vpdpbusd per position
         for (int p = 0; p < P; ++p) {
           const std::int8_t* x = xq + p * kQK;
-          __m512i a0 = _mm512_set1_epi32(xseed[p]), a1 = _mm512_setzero_si512();
+          __m512i a0 = seed(p), a1 = _mm512_setzero_si512();
           for (int k = 0; k < 8; k += 2) {
             a0 = _mm512_dpbusd_epi32(a0, w[k], broadcast4(x + 4 * k));
             a1 = _mm512_dpbusd_epi32(a1, w[k + 1], broadcast4(x + 4 * k + 4));
@@ -319,7 +345,7 @@ inline void packed_tile(const unsigned char* group, std::int64_t nb, const Packe
         }
       } else {  // one chain per position, the P chains interleaved (chunk k of every position in turn)
         __m512i a[P];
-        for (int p = 0; p < P; ++p) a[p] = _mm512_set1_epi32(xseed[p]);
+        for (int p = 0; p < P; ++p) a[p] = seed(p);
         for (int k = 0; k < 8; ++k)
           for (int p = 0; p < P; ++p) a[p] = _mm512_dpbusd_epi32(a[p], w[k], broadcast4(xq + p * kQK + 4 * k));
         for (int p = 0; p < P; ++p) {
@@ -338,17 +364,18 @@ inline void packed_tile(const unsigned char* group, std::int64_t nb, const Packe
       if constexpr (P <= 2) {
         for (int p = 0; p < P; ++p) {
           const std::int8_t* x = xq + p * kQK;
-          __m512i a0 = _mm512_set1_epi32(xseed[p]), a1 = _mm512_setzero_si512();
+          __m512i a0 = seed(p), a1 = _mm512_setzero_si512();
           for (int k = 0; k < 4; ++k) {
             a0 = _mm512_dpbusd_epi32(a0, lo[k], broadcast4(x + 4 * k));
             a1 = _mm512_dpbusd_epi32(a1, hi[k], broadcast4(x + 16 + 4 * k));
           }
           const __m512 d = _mm512_mul_ps(dw, _mm512_set1_ps(xd[p]));
           acc[p] = _mm512_fmadd_ps(d, _mm512_maskz_cvtepi32_ps(0xffff, _mm512_add_epi32(a0, a1)), acc[p]);
+          if constexpr (kMin) acc[p] = _mm512_fmadd_ps(mw, _mm512_set1_ps(xs_[p]), acc[p]);
         }
       } else {
         __m512i a[P];
-        for (int p = 0; p < P; ++p) a[p] = _mm512_set1_epi32(xseed[p]);
+        for (int p = 0; p < P; ++p) a[p] = seed(p);
         for (int k = 0; k < 4; ++k) {
           for (int p = 0; p < P; ++p) a[p] = _mm512_dpbusd_epi32(a[p], lo[k], broadcast4(xq + p * kQK + 4 * k));
           for (int p = 0; p < P; ++p) a[p] = _mm512_dpbusd_epi32(a[p], hi[k], broadcast4(xq + p * kQK + 16 + 4 * k));
@@ -356,12 +383,14 @@ inline void packed_tile(const unsigned char* group, std::int64_t nb, const Packe
         for (int p = 0; p < P; ++p) {
           const __m512 d = _mm512_mul_ps(dw, _mm512_set1_ps(xd[p]));
           acc[p] = _mm512_fmadd_ps(d, _mm512_maskz_cvtepi32_ps(0xffff, a[p]), acc[p]);
+          if constexpr (kMin) acc[p] = _mm512_fmadd_ps(mw, _mm512_set1_ps(xs_[p]), acc[p]);
         }
       }
     }
     xq += xs.n * kQK;
     xd += xs.n;
-    xseed += xs.n;
+    if constexpr (kMin) xs_ += xs.n;
+    else xseed += xs.n;
   }
   for (int p = 0; p < P; ++p) _mm512_storeu_ps(y + p * ys, acc[p]);
 }
