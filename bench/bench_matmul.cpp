@@ -28,7 +28,8 @@ namespace {
 
 constexpr std::int64_t kRows = 2048, kCols = 8192;
 constexpr std::size_t kProbeBytes = std::size_t{512} << 20;
-const DType kTypes[] = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0};
+const DType kTypes[] = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0,
+                        DType::Q5_1};
 
 ThreadPool& pool_for(int threads) {
   static std::map<int, std::unique_ptr<ThreadPool>> pools;

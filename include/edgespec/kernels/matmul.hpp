@@ -7,7 +7,7 @@
 //   [quantized W]  x (n, cols) f32 -> activations of activation_type(W): Q8_0 (+ per-block sums), Q8_1 or Q8_K
 //                                                                                      once per call, shared
 //   [F16/BF16 W]   x rounded to F16/BF16 (as llama.cpp converts them), then f32 FMA
-//   packed Q8_0/Q4_0/F16 (AVX-512 VNNI: also Q4_1/Q4_K/Q6_K) W (MatrixView::packed, see packed.hpp, packed_k.hpp),
+//   packed Q8_0/Q4_0/F16 (AVX-512 VNNI: also Q4_1/Q5_0/Q5_1/Q4_K/Q6_K) W (MatrixView::packed, see packed.hpp, packed_k.hpp),
 //   parallel over 16-row groups:
 //     for chunk of 16 positions                        (activations of a chunk stay in L2)
 //       for group of 16 rows                           (one sequential stream, read from memory once per chunk)
@@ -24,7 +24,7 @@
 // Inner products by target:
 //
 //   packed Q8_0/Q4_0 x Q8_0, AVX-512 VNNI: one vpdpbusd per 4 columns of 16 rows (see packed.hpp); Q4_1 x Q8_1
-//                the same, then + m_w s_x per block
+//                the same, then + m_w s_x per block; Q5_0 x Q8_0, Q5_1 x Q8_1: the fifth bits OR-ed in
 //   packed F16 x f32: one FMA per column of 16 rows (converted from one 256-bit load)
 //   packed Q4_K/Q6_K x Q8_K, AVX-512 VNNI: vpdpbusd per 4 columns of 16 rows, then the sub-block scales
 //                (vpdpwssd / vpmulld; see packed_k.hpp)
@@ -481,10 +481,10 @@ inline ActArrays activation_arrays(int slot, std::int64_t n, std::int64_t nb) {
   return {reinterpret_cast<std::int8_t*>(scratch), d, reinterpret_cast<std::int32_t*>(d + n * nb)};
 }
 
-// q[i * 32 ..] <- block i of x quantized, d[i] its scale, seed[i] = -offset * sum(q) (128 Q8_0, 8 Q4_0)
+// q[i * 32 ..] <- block i of x quantized, d[i] its scale, seed[i] = -offset * sum(q) (128 Q8_0, 8 Q4_0, 16 Q5_0)
 template <DType T>
 inline void quantize_act_block(const float* x, const ActArrays& a, std::int64_t i) noexcept {
-  constexpr std::int32_t kOffset = T == DType::Q8_0 ? 128 : 8;
+  constexpr std::int32_t kOffset = T == DType::Q8_0 ? 128 : T == DType::Q5_0 ? 16 : 8;
   a.d[i] = quantize_block_q8_0_act(x, a.q + i * kQK);
   std::int32_t sum = 0;
   for (int k = 0; k < kQK; ++k) sum += a.q[i * kQK + k];
@@ -512,18 +512,18 @@ inline void prepare_activations(ThreadPool& pool, const float* x, std::int64_t n
 }
 
 // x (n, cols) f32 -> the same Q8_0 activations as prepare_activations, block-major for the packed kernels
-// (PackedActs: q (nb, n, 32) | d (nb, n) | seed (nb, n)), in scratch slot 1. Q4_1: the Q8_1 activations of
+// (PackedActs: q (nb, n, 32) | d (nb, n) | seed (nb, n)), in scratch slot 1. Q4_1, Q5_1: the Q8_1 activations of
 // quantize_row_q8_1, with d and s as floats (s in the seed's place).
 template <DType T>
 inline PackedActs prepare_packed_activations(ThreadPool& pool, const float* x, std::int64_t n, std::int64_t cols) {
   const std::int64_t nb = cols / kQK;
   const ActArrays a = activation_arrays(1, n, nb);
-  auto* s = reinterpret_cast<float*>(a.seed);  // Q4_1
+  auto* s = reinterpret_cast<float*>(a.seed);  // Q4_1, Q5_1
   auto prepare = [&](std::int64_t b0, std::int64_t b1) {  // blocks [b0, b1) of every position: one range of q
     for (std::int64_t b = b0; b < b1; ++b)
       for (std::int64_t j = 0; j < n; ++j) {
         const std::int64_t i = b * n + j;
-        if constexpr (T == DType::Q4_1) {
+        if constexpr (packed_has_min(T)) {
           std::int32_t sum;
           const float d = legacy::quantize_block_act(x + j * cols + b * kQK, a.q + i * kQK, sum);
           a.d[i] = half_to_float(legacy::act_fp16(d));
@@ -538,12 +538,12 @@ inline PackedActs prepare_packed_activations(ThreadPool& pool, const float* x, s
   } else {
     pool.parallel_for(nb, prepare, 8);
   }
-  if constexpr (T == DType::Q4_1) return {a.q, a.d, nullptr, n, s};
+  if constexpr (packed_has_min(T)) return {a.q, a.d, nullptr, n, s};
   else return {a.q, a.d, a.seed, n};
 }
 
 #if EDGESPEC_PACKED_KERNELS
-// The packed groups of a Q8_0/Q4_0 (or, AVX-512 VNNI, Q4_1) matrix @ prepared activations -> rows
+// The packed groups of a Q8_0/Q4_0 (or, AVX-512 VNNI, Q4_1/Q5_0/Q5_1) matrix @ prepared activations -> rows
 // [0, 16 * groups) of y (n, rows): groups in parallel; per chunk of kPosChunk positions, each group once, in
 // tiles of up to kPackedTilePos positions.
 template <DType T, int kNb = dynamic_extent>
@@ -676,6 +676,17 @@ void matmul_block(ThreadPool& pool, const MatrixView& w, const float* x, std::in
   const std::int64_t cols = w.cols, nb = cols / block_values(T), ws = row_bytes(T, cols);
   const auto* base = static_cast<const unsigned char*>(w.data);
   if constexpr (A == DType::Q8_0) {
+    std::int64_t r_begin = 0;  // rows from here on are read row-major
+#if EDGESPEC_PACKED_AVX512
+    if constexpr (T == DType::Q5_0) {
+      if (w.packed != nullptr) {
+        constexpr int kNb = kCols == dynamic_extent ? dynamic_extent : kCols / kQK;
+        matmul_packed_blocks<T, kNb>(pool, w, prepare_packed_activations<T>(pool, x, n, cols), n, y);
+        r_begin = w.rows / kPackRows * kPackRows;
+        if (r_begin == w.rows) return;
+      }
+    }
+#endif
     thread_local std::vector<PackedX> views;
     if (views.size() < static_cast<std::size_t>(n)) views.resize(static_cast<std::size_t>(n));
     prepare_activations<DType::Q8_0>(pool, x, n, cols, views.data());
@@ -689,9 +700,10 @@ void matmul_block(ThreadPool& pool, const MatrixView& w, const float* x, std::in
       }
     }
     const std::int32_t* offs = offsets.data();  // (the workers' thread_local vectors are others)
-    pool.parallel_for(w.rows, [&](std::int64_t r0, std::int64_t r1) {
-      for_each_tile<kTileRows, legacy::kLegacyTilePos>(r0, r1, n, [&](std::int64_t r, std::int64_t j, auto rt,
-                                                                       auto pt) {
+    pool.parallel_for(w.rows - r_begin, [&](std::int64_t r0, std::int64_t r1) {
+      for_each_tile<kTileRows, legacy::kLegacyTilePos>(r_begin + r0, r_begin + r1, n, [&](std::int64_t r,
+                                                                                         std::int64_t j, auto rt,
+                                                                                         auto pt) {
         constexpr int R = decltype(rt)::value, P = decltype(pt)::value;
         if constexpr (P == 1) {
           float out[R];
@@ -706,9 +718,9 @@ void matmul_block(ThreadPool& pool, const MatrixView& w, const float* x, std::in
   } else {
     std::int64_t r_begin = 0;  // rows from here on are read row-major
 #if EDGESPEC_PACKED_AVX512
-    if constexpr (T == DType::Q4_K || T == DType::Q6_K || T == DType::Q4_1) {
+    if constexpr (T == DType::Q4_K || T == DType::Q6_K || T == DType::Q4_1 || T == DType::Q5_1) {
       if (w.packed != nullptr) {
-        if constexpr (T == DType::Q4_1) {
+        if constexpr (T == DType::Q4_1 || T == DType::Q5_1) {
           constexpr int kNb = kCols == dynamic_extent ? dynamic_extent : kCols / kQK;
           matmul_packed_blocks<T, kNb>(pool, w, prepare_packed_activations<T>(pool, x, n, cols), n, y);
         } else {

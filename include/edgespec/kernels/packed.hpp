@@ -1,4 +1,4 @@
-// Row-interleaved ("packed") Q8_0/Q4_0/Q4_1/F16 weights: the layout the CPU matmul streams.
+// Row-interleaved ("packed") Q8_0/Q4_0/Q4_1/Q5_0/Q5_1/F16 weights: the layout the CPU matmul streams.
 //
 // Row-major, a Q8_0 row is its blocks [d (f16) | qs (32 x int8)] one after another, so a kernel computing 16
 // rows at once follows 16 separate streams and shuffles 16 scales per block. Packed, 16 rows form a group
@@ -6,12 +6,15 @@
 //
 //   group g = rows [16g, 16g + 16), nb = cols / 32 blocks per row, as ceil(nb / 2) pairs of blocks
 //     pair    [quants of block 2i | quants of block 2i+1 | scales of both]     Q8_0 1088 B, Q4_0 576 B,
-//                                                                             Q4_1 640 B
+//                                                                             Q4_1 640 B, Q5_0 704 B, Q5_1 768 B
 //     quants  Q8_0: 8 chunks k: [16 rows x 4 bytes] = qs[r][4k .. 4k+4) + 128 (as u8)                512 B
-//             Q4_0, Q4_1: 4 chunks k: [16 rows x 4 bytes] = qs[r][4k .. 4k+4) as stored               256 B
+//             Q4_0, Q4_1, Q5_0, Q5_1: 4 chunks k: [16 rows x 4 bytes] = qs[r][4k .. 4k+4) as stored   256 B
 //                   (byte j: low nibble = column 4k+j, high nibble = column 16+4k+j)
 //     scales  per block [16 rows x f16 d]                                                            32 B
-//             Q4_1: then per block [16 rows x f16 m] (the minima)                                    32 B
+//             Q4_1, Q5_1: then per block [16 rows x f16 m] (the minima)                              32 B
+//             Q5_0, Q5_1: then per block [16 rows x 4 bytes] fifth bits, transposed: bit i of byte j    64 B
+//                   is the fifth bit of column 4i + j (i < 4, with chunk i's low nibbles) or
+//                   16 + 4(i - 4) + j (i >= 4, with chunk i - 4's high nibbles)
 //     (an odd last block is a pair whose second half is zero; every pair is a whole number of 64-byte
 //      lines, so one group, and one matrix, is a single sequential stream of cache lines)
 //
@@ -23,8 +26,11 @@
 //   y_r += (d_w,r * d_x) * float(dot_r)                                  per block, in block order
 //   Q4_1  dot_r as Q4_0 without the -8 sum(x), then (x: Q8_1 activations, s_x = f16(d_x sum(x)))
 //         y_r += (d_w,r * d_x) * float(dot_r);  y_r += m_w,r * s_x      per block, in block order
-//         (AVX-512 VNNI builds only. Not llama.cpp's summation order, which the row-major kernels of
-//          dot_legacy.hpp keep: load with LoadOptions::pack = false for its floats bit for bit.)
+//   Q5_0  dot_r as Q4_0 with each nibble | (its fifth bit << 4) and - 16 sum(x): a chunk's fifth bits are
+//         one shift and one mask of the block's transposed bits
+//   Q5_1  Q4_1's with Q5_0's fifth bits
+//         (Q4_1, Q5_0, Q5_1: AVX-512 VNNI builds only. Not llama.cpp's summation order, which the row-major kernels
+//          of dot_legacy.hpp keep: load with LoadOptions::pack = false for its floats bit for bit.)
 //
 // F16 rows (cols % 4 == 0) pack the same way without blocks: column c of a group is its 16 rows' f16 values,
 //
@@ -80,14 +86,21 @@ inline constexpr int kPackRows = 16;
 // and Q6_K's (packed_k.hpp) exist in AVX-512 VNNI builds only: they have no AVX2 kernel.
 [[nodiscard]] constexpr bool packable(DType t) noexcept {
   return t == DType::Q8_0 || t == DType::Q4_0 || t == DType::F16 ||
-         ((t == DType::Q4_K || t == DType::Q6_K || t == DType::Q4_1) && EDGESPEC_PACKED_AVX512);
+         ((t == DType::Q4_K || t == DType::Q6_K || t == DType::Q4_1 || t == DType::Q5_0 || t == DType::Q5_1) &&
+          EDGESPEC_PACKED_AVX512);
 }
 [[nodiscard]] constexpr bool packable(DType t, std::int64_t cols) noexcept {
   return packable(t) && cols % (t == DType::F16 ? 4 : block_values(t)) == 0;
 }
 
-// Bytes of a block's f16 scales in a row: d (Q8_0, Q4_0), d and m (Q4_1); its quants follow them.
-[[nodiscard]] constexpr std::int64_t packed_block_header(DType t) noexcept { return t == DType::Q4_1 ? 4 : 2; }
+// What a block has besides d and its nibbles (or Q8_0's bytes): a minimum m (Q4_1, Q5_1), fifth bits (Q5_0, Q5_1).
+[[nodiscard]] constexpr bool packed_has_min(DType t) noexcept { return t == DType::Q4_1 || t == DType::Q5_1; }
+[[nodiscard]] constexpr bool packed_has_fifth(DType t) noexcept { return t == DType::Q5_0 || t == DType::Q5_1; }
+
+// Bytes before a block's quants in a row: d (f16), then m (f16) and qh (u32) where the type has them.
+[[nodiscard]] constexpr std::int64_t packed_block_header(DType t) noexcept {
+  return 2 + (packed_has_min(t) ? 2 : 0) + (packed_has_fifth(t) ? 4 : 0);
+}
 
 // Bytes of the quants of one block of a group (all 16 rows).
 [[nodiscard]] constexpr std::int64_t packed_block_quant_bytes(DType t) noexcept {
@@ -99,7 +112,7 @@ inline constexpr int kPackRows = 16;
   return 2 * packed_block_quant_bytes(t) + 2 * kPackRows * packed_block_header(t);
 }
 
-// Offsets of block b's quants, scales d and (Q4_1) minima m from the start of its group.
+// Offsets of block b's quants, scales d, minima m and fifth bits from the start of its group.
 [[nodiscard]] constexpr std::int64_t packed_quant_offset(DType t, std::int64_t b) noexcept {
   return b / 2 * packed_pair_bytes(t) + b % 2 * packed_block_quant_bytes(t);
 }
@@ -107,7 +120,11 @@ inline constexpr int kPackRows = 16;
   return b / 2 * packed_pair_bytes(t) + 2 * packed_block_quant_bytes(t) + b % 2 * kPackRows * 2;
 }
 [[nodiscard]] constexpr std::int64_t packed_min_offset(DType t, std::int64_t b) noexcept {
-  return packed_scale_offset(t, b) + 2 * kPackRows * 2;
+  return b / 2 * packed_pair_bytes(t) + 2 * packed_block_quant_bytes(t) + 2 * kPackRows * 2 + b % 2 * kPackRows * 2;
+}
+[[nodiscard]] constexpr std::int64_t packed_fifth_offset(DType t, std::int64_t b) noexcept {
+  return b / 2 * packed_pair_bytes(t) + 2 * packed_block_quant_bytes(t) + 2 * kPackRows * 2 +
+         (packed_has_min(t) ? 2 * kPackRows * 2 : 0) + b % 2 * kPackRows * 4;
 }
 
 // Bytes of one group of 16 rows of nb blocks (F16: nb = cols; Q4_K, Q6_K: nb super-blocks).
@@ -144,6 +161,21 @@ inline constexpr std::size_t kHugePage = std::size_t{2} << 20;
 }
 
 namespace detail {
+// A Q5_0/Q5_1 block's qh (u32 at p, bit c = fifth bit of column c) -> the packed layout's word: bit i of byte j is
+// the fifth bit of column 4i + j (i < 4) or 16 + 4(i - 4) + j (i >= 4), so that chunk i's bits are one shift
+// (to bit 4 of each byte) and one mask away.
+[[nodiscard]] inline std::uint32_t transpose_fifth_bits(const unsigned char* p) noexcept {
+  std::uint32_t qh;
+  std::memcpy(&qh, p, 4);
+  std::uint32_t out = 0;
+  for (int i = 0; i < 8; ++i)
+    for (int j = 0; j < 4; ++j) {
+      const int c = i < 4 ? 4 * i + j : 16 + 4 * (i - 4) + j;
+      out |= (qh >> c & 1u) << (8 * j + i);
+    }
+  return out;
+}
+
 // 16 F16 rows (ws bytes apart) -> one group: column c at out + 32c. Column by column, so the writes are
 // sequential and the 16 rows' current lines stay in L1 (a plain function: as a lambda capturing by reference
 // GCC 12 reloaded the captures per value, 10x slower).
@@ -157,7 +189,8 @@ inline void pack_group_f16(const unsigned char* in, std::int64_t ws, std::int64_
 inline void pack_rows(DType t, const void* src, std::int64_t rows, std::int64_t cols, void* dst,
                       ThreadPool* pool = nullptr) {
   ES_CHECK(packable(t), "pack_rows: ", name(t), " has no packed layout in this build (Q8_0, Q4_0, F16",
-           EDGESPEC_PACKED_AVX512 ? ", Q4_1, Q4_K and Q6_K)" : "; Q4_1, Q4_K and Q6_K need AVX-512 VNNI)");
+           EDGESPEC_PACKED_AVX512 ? ", Q4_1, Q5_0, Q5_1, Q4_K and Q6_K)"
+                                  : "; Q4_1, Q5_0, Q5_1, Q4_K and Q6_K need AVX-512 VNNI)");
   ES_CHECK(rows >= 0 && cols >= 0 && packable(t, cols), "pack_rows: bad shape (", rows, ", ", cols, ") for ",
            name(t), " (cols must be a multiple of ", t == DType::F16 ? 4 : block_values(t), ")");
   const auto* in = static_cast<const unsigned char*>(src);
@@ -201,7 +234,11 @@ inline void pack_rows(DType t, const void* src, std::int64_t rows, std::int64_t 
           const unsigned char* blk = row + b * block;
           unsigned char* quants = group + packed_quant_offset(t, b);
           std::memcpy(group + packed_scale_offset(t, b) + r * 2, blk, 2);
-          if (t == DType::Q4_1) std::memcpy(group + packed_min_offset(t, b) + r * 2, blk + 2, 2);
+          if (packed_has_min(t)) std::memcpy(group + packed_min_offset(t, b) + r * 2, blk + 2, 2);
+          if (packed_has_fifth(t)) {
+            const std::uint32_t h = detail::transpose_fifth_bits(blk + header - 4);
+            std::memcpy(group + packed_fifth_offset(t, b) + r * 4, &h, 4);
+          }
           for (int k = 0; k < chunks; ++k) {
             std::uint32_t v;
             std::memcpy(&v, blk + header + 4 * k, 4);
@@ -275,13 +312,13 @@ inline constexpr int kPackedTilePos = 4;
 // are adjacent, so a tile reaches its P positions at fixed offsets from one pointer per array, advanced by a
 // block at a time (position-major, a tile of 8 positions needed 24 pointers: more than the general registers).
 //   q (nb, n, 32) int8 | d (nb, n) f32 | seed (nb, n) int32 = -offset * sum(q) per block (128 Q8_0, 8 Q4_0)
-//   Q4_1 (Q8_1 activations): d = f16(d_x), and s (nb, n) f32 = f16(d_x sum(q)) instead of a seed
+//   Q4_1, Q5_1 (Q8_1 activations): d = f16(d_x), and s (nb, n) f32 = f16(d_x sum(q)) instead of a seed
 struct PackedActs {
   const std::int8_t* q;
   const float* d;
   const std::int32_t* seed;  // Q8_0, Q4_0
   std::int64_t n;
-  const float* s = nullptr;  // Q4_1
+  const float* s = nullptr;  // Q4_1, Q5_1
 };
 
 // Activations of one position prepared for the row-major kernels: (cols,) int8, then per block d_x and the
@@ -306,12 +343,13 @@ template <DType T, int P>
 inline void packed_tile(const unsigned char* group, std::int64_t nb, const PackedActs& xs, std::int64_t j,
                         float* y, std::int64_t ys) noexcept {
   constexpr std::int64_t kPair = packed_pair_bytes(T);
-  constexpr bool kMin = T == DType::Q4_1;  // no seed; m_w s_x per block
+  constexpr bool kMin = packed_has_min(T);      // no seed; m_w s_x per block
+  constexpr bool kFifth = packed_has_fifth(T);  // nibbles | fifth bits << 4
   const std::int8_t* xq = xs.q + j * kQK;  // block b of position j + p: xq + p * 32, xd[p], xseed[p] (xs_[p])
   const float* xd = xs.d + j;
   const std::int32_t* xseed = kMin ? nullptr : xs.seed + j;
   const float* xs_ = kMin ? xs.s + j : nullptr;
-  auto seed = [&](int p) {  // the integer dot's start: -offset * sum(x), Q4_1 0
+  auto seed = [&](int p) {  // the integer dot's start: -offset * sum(x), 0 with a minimum
     if constexpr (kMin) return _mm512_setzero_si512();
     else return _mm512_set1_epi32(xseed[p]);
   };
@@ -325,7 +363,7 @@ inline void packed_tile(const unsigned char* group, std::int64_t nb, const Packe
           _mm_prefetch(reinterpret_cast<const char*>(q + kPackedPrefetchBytes<T, P> + line), _MM_HINT_T0);
     const __m512 dw = _mm512_maskz_cvtph_ps(
         0xffff, _mm256_load_si256(reinterpret_cast<const __m256i*>(group + packed_scale_offset(T, b))));
-    __m512 mw = _mm512_setzero_ps();  // Q4_1: the 16 rows' minima
+    __m512 mw = _mm512_setzero_ps();  // the 16 rows' minima
     if constexpr (kMin)
       mw = _mm512_maskz_cvtph_ps(0xffff,
                                  _mm256_load_si256(reinterpret_cast<const __m256i*>(group + packed_min_offset(T, b))));
@@ -360,6 +398,14 @@ inline void packed_tile(const unsigned char* group, std::int64_t nb, const Packe
         const __m512i v = _mm512_load_si512(q + k * 64);
         lo[k] = _mm512_and_si512(v, mask);
         hi[k] = _mm512_and_si512(_mm512_srli_epi16(v, 4), mask);
+      }
+      if constexpr (kFifth) {  // bit k (low nibbles of chunk k) or 4 + k (high) of each byte -> 0x10
+        const __m512i h = _mm512_load_si512(group + packed_fifth_offset(T, b));
+        const __m512i bit4 = _mm512_set1_epi8(0x10);
+        for (int k = 0; k < 4; ++k) {
+          lo[k] = _mm512_or_si512(lo[k], _mm512_and_si512(_mm512_maskz_slli_epi32(0xffff, h, 4 - k), bit4));
+          hi[k] = _mm512_or_si512(hi[k], _mm512_and_si512(_mm512_maskz_srli_epi32(0xffff, h, k), bit4));
+        }
       }
       if constexpr (P <= 2) {
         for (int p = 0; p < P; ++p) {
