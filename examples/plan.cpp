@@ -98,7 +98,8 @@ std::string config_flags(const Profile& p, const Candidate& c) {
   s += c.cfg.adaptive() ? " --adaptive " + std::to_string(c.cfg.adaptive_min) + ":" + std::to_string(c.cfg.adaptive_max)
                         : " --draft-len " + std::to_string(c.cfg.draft_len);
   if (c.cfg.early_stop > 0) s += " --early-stop " + number(c.cfg.early_stop, 2);
-  s += " --draft-device " + c.draft_device + " " + target_flags(c.target);
+  if (!d.lookup()) s += " --draft-device " + c.draft_device;  // (an n-gram lookup has no model to place)
+  s += " " + target_flags(c.target);
   if (c.cfg.overlapped) s += " --schedule overlapped";
   if (c.forced >= 0) s += " --forced-acceptance " + number(c.forced, 3);
   return s;
@@ -114,12 +115,16 @@ std::string pipeline_type(const Profile& p, const Candidate& c) {
   const DrafterProfile& d = p.drafters[static_cast<std::size_t>(c.drafter)];
   auto place = [](const std::string& dev) { return dev == "gpu" ? "edgespec::OnGPU" : "edgespec::OnCPU"; };
   std::string draft = "edgespec::Draft<";
-  if (d.kind == "skip") {
-    std::string layers = d.spec;
-    for (std::size_t i = 0; (i = layers.find(',', i)) != std::string::npos; i += 2) layers.replace(i, 1, ", ");
-    draft += "edgespec::SkipLayers<" + layers + ">, ";
+  if (d.lookup()) {
+    draft += "edgespec::NGram<" + d.spec + ">>";  // on the host: no placement
+  } else {
+    if (d.kind == "skip") {
+      std::string layers = d.spec;
+      for (std::size_t i = 0; (i = layers.find(',', i)) != std::string::npos; i += 2) layers.replace(i, 1, ", ");
+      draft += "edgespec::SkipLayers<" + layers + ">, ";
+    }
+    draft += std::string(place(c.draft_device)) + ">";
   }
-  draft += std::string(place(c.draft_device)) + ">";
   const std::string target_place = c.target.split() ? std::string("edgespec::Split<") + place(c.target.device) + ", " +
                                                          place(c.target.other()) + ">"
                                                    : place(c.target.device);
@@ -197,9 +202,10 @@ std::vector<Candidate> enumerate(const Profile& p, const cost::Workload& w, doub
 // The candidate an edgespec-generate command line runs, checked against the profile.
 Candidate from_flags(const Profile& p, const cli::Args& g, double forced) {
   Candidate c;
-  const int drafters = int(g.has("draft")) + int(g.has("draft-quant")) + int(g.has("draft-skip"));
-  ES_CHECK(drafters == 1, "--predict needs exactly one drafter flag (--draft, --draft-quant or --draft-skip)");
-  ES_CHECK(!g.has("draft-ngram"), "the cost model does not cover --draft-ngram");
+  const int drafters =
+      int(g.has("draft")) + int(g.has("draft-quant")) + int(g.has("draft-skip")) + int(g.has("draft-ngram"));
+  ES_CHECK(drafters == 1, "--predict needs exactly one drafter flag (--draft, --draft-quant, --draft-skip or "
+           "--draft-ngram)");
   if (g.has("threads"))
     ES_CHECK(g.num<int>("threads", 0, 1, 1024) == p.threads, "--threads ", g.str("threads"), ": the profile was made "
              "with ", p.threads, " threads (profile again with that count)");
@@ -218,12 +224,16 @@ Candidate from_flags(const Profile& p, const cli::Args& g, double forced) {
     if ((d.kind == "file" && g.has("draft") && (g.str("draft") == d.spec || std::filesystem::equivalent(g.str("draft"), d.spec, ec))) ||
         (d.kind == "quant" && g.has("draft-quant") && parse_dtype(g.str("draft-quant")) == parse_dtype(d.spec)) ||
         (d.kind == "skip" && g.has("draft-skip") &&
-         cli::parse_int_list(g.str("draft-skip"), "draft-skip") == cli::parse_int_list(d.spec, "draft-skip")))
+         cli::parse_int_list(g.str("draft-skip"), "draft-skip") == cli::parse_int_list(d.spec, "draft-skip")) ||
+        (d.kind == "ngram" && g.has("draft-ngram") &&
+         g.num<int>("draft-ngram", 3, 1, 64) == cli::parse_int_list(d.spec, "draft-ngram").at(0)))
       found = static_cast<int>(i);
   }
   ES_CHECK(found >= 0, "the profile has no drafter for these flags; profile it (edgespec-profile ... ",
-           g.has("draft") ? "--draft " + g.str("draft") : g.has("draft-quant") ? "--draft-quant " + g.str("draft-quant")
-                                                                            : "--draft-skip " + g.str("draft-skip"),
+           g.has("draft")         ? "--draft " + g.str("draft")
+           : g.has("draft-quant") ? "--draft-quant " + g.str("draft-quant")
+           : g.has("draft-ngram") ? "--draft-ngram " + g.str("draft-ngram")
+                                  : "--draft-skip " + g.str("draft-skip"),
            ")");
   c.drafter = found;
   c.draft_device = g.str("draft-device", "cpu");
@@ -245,6 +255,10 @@ Candidate from_flags(const Profile& p, const cli::Args& g, double forced) {
            "devices (edgespec-generate refuses it too)");
   c.forced = g.num<double>("forced-acceptance", forced, 0.0, 1.0);
   const DrafterProfile& d = p.drafters[static_cast<std::size_t>(found)];
+  ES_CHECK(!d.lookup() || c.cfg.early_stop == 0, "--early-stop reads the draft model's probabilities; --draft-ngram "
+           "has none (edgespec-generate refuses it too)");
+  ES_CHECK(!d.lookup() || !c.cfg.overlapped, "--schedule overlapped needs a draft model, not --draft-ngram "
+           "(edgespec-generate refuses it too)");
   const int max_g = c.cfg.adaptive() ? c.cfg.adaptive_max : c.cfg.draft_len;
   ES_CHECK(c.forced >= 0 || max_g <= d.draft_len - (c.cfg.overlapped ? 1 : 0), "draft length ", max_g,
            ": the profile measured acceptance at draft length ", d.draft_len, " (profile with --profile-draft-len ",
@@ -311,7 +325,8 @@ std::string emit_header(const Profile& p, const std::string& profile_path, const
     << "#pragma once\n\n#include <string_view>\n\n#include <edgespec/edgespec.hpp>\n\nnamespace edgespec::plan {\n\n"
     << "using Pipeline = " << pipeline_type(p, c) << ";\n\n"
     << "// How the draft is made: \"file\" (a second model: drafter_spec is its path), \"quant\" (the target\n"
-    << "// requantized to drafter_spec), \"skip\" (the target with the layers in the type skipped).\n"
+    << "// requantized to drafter_spec), \"skip\" (the target with the layers in the type skipped), \"ngram\"\n"
+    << "// (no draft model: n-gram lookup of up to drafter_spec tokens, fixed in the type).\n"
     << "inline constexpr std::string_view drafter_kind = \"" << d.kind << "\";\n"
     << "inline constexpr std::string_view drafter_spec = \"" << d.spec << "\";\n"
     << "inline constexpr std::string_view target_file = \"" << p.target_file << "\";\n"

@@ -5,8 +5,8 @@
 //   edgespec-planned --prompt TEXT [-n N] [--model FILE] [--json]
 //
 // The header gives `edgespec::plan::Pipeline` (drafter placement, target placement, draft length policy, early
-// stop, schedule: all types) and how to make the drafter (a second file, a requantized copy, or the target with
-// the layers in the type skipped); this program only loads the weights and runs it.
+// stop, schedule: all types) and how to make the drafter (a second file, a requantized copy, the target with the
+// layers in the type skipped, or none: an n-gram lookup); this program only loads the weights and runs it.
 #ifndef EDGESPEC_PLAN_HEADER
 #error "compile with -DEDGESPEC_PLAN_HEADER='\"plan.hpp\"' (a header written by edgespec-plan --emit-header)"
 #endif
@@ -35,7 +35,7 @@ int main(int argc, char** argv) {
     po.max_seq = static_cast<int>(prompt.size()) + n + kMaxDraftLen + 1;
     po.target_split = plan::target_split;  // a Target<Split<...>>'s cut; -1 otherwise
     std::unique_ptr<plan::Pipeline> pipeline;
-    if constexpr (plan::Pipeline::self_speculative) {
+    if constexpr (plan::Pipeline::self_speculative || plan::Pipeline::ngram_drafter) {  // no draft model to load
       pipeline = std::make_unique<plan::Pipeline>(target, pool, po);
     } else {
       auto draft = plan::drafter_kind == "quant"

@@ -1,13 +1,15 @@
 // edgespec-profile: measures what the cost model needs (docs/cost-model.md) and writes it as JSON.
 //
-//   edgespec-profile --target FILE [--draft FILE | --draft-quant T | --draft-skip L,...]... [--threads N]
-//                    [--prompts FILE] [--target-device cpu|gpu]... [--draft-device cpu|gpu]... -o profile.json
+//   edgespec-profile --target FILE [--draft FILE | --draft-quant T | --draft-skip L,... | --draft-ngram N]...
+//                    [--threads N] [--prompts FILE] [--target-device cpu|gpu]... [--draft-device cpu|gpu]...
+//                    -o profile.json
 //
 // For the target on each --target-device: forwards over n = 1..16 positions at several contexts, prefill of
 // short inputs, the overheads of a round and of target-only decoding; with both devices, the target split across
 // them at both ends of the cut (the hand-over included). For each drafter on each --draft-device:
-// its drafting steps (n = 1, 2) and prefill. For each drafter: its acceptance on the prompt set, round by round
-// (accepted of G, the draft's top probability per position). For draft and target on different devices: the
+// its drafting steps (n = 1, 2) and prefill (an n-gram lookup, on the host: its time per round, from the
+// acceptance runs). For each drafter: its acceptance on the prompt set, round by round (accepted of G, the
+// draft's top probability per position; an n-gram lookup: the drafts it offered). For draft and target on different devices: the
 // slowdown of each while the other runs (the overlapped schedule). With --search-skip K: the Pareto front of
 // layer skip sets (acceptance against cost), and its best K members profiled as drafters.
 #include <algorithm>
@@ -34,7 +36,7 @@ using planning::Table;
 using clock_type = std::chrono::steady_clock;
 
 constexpr const char* kUsage = R"(usage: edgespec-profile --target FILE [--tokenizer FILE] -o profile.json
-                        [--draft FILE | --draft-quant T | --draft-skip L,... ]...  (each may repeat)
+                        [--draft FILE | --draft-quant T | --draft-skip L,... | --draft-ngram N]...  (each may repeat)
                         [--search-skip K [--search-depth D]] [--target-device cpu|gpu]... [--draft-device cpu|gpu]...
                         [--threads N] [--prompts FILE] [--gen-len N] [--profile-draft-len G]
                         [--contexts C,C,...] [--reps N] [--temp T]
@@ -43,6 +45,8 @@ constexpr const char* kUsage = R"(usage: edgespec-profile --target FILE [--token
   --draft FILE          a draft model sharing the target's vocabulary
   --draft-quant T       a copy of the target's weights in type T (q8_0, q4_0, q4_k, f16, ...)
   --draft-skip L,...    the target with these layers skipped (self-speculative)
+  --draft-ngram N       n-gram lookup (no draft model, on the host): what followed the latest earlier occurrence of
+                        the last <= N tokens
   --search-skip K       search skip sets (greedy layer removal, acceptance measured teacher-forced on the
                         target's own continuations), keep the Pareto front of acceptance against cost, and
                         profile its K best members (by acceptance per cost) as drafters too
@@ -187,7 +191,8 @@ std::string skip_label(const std::vector<int>& layers) {
 int main(int argc, char** argv) {
   return cli::guarded_main([&] {
     const cli::Args args(argc, argv,
-                         {"target", "tokenizer", "draft", "draft-quant", "draft-skip", "search-skip", "target-device",
+                         {"target", "tokenizer", "draft", "draft-quant", "draft-skip", "draft-ngram", "search-skip",
+                          "target-device",
                           "draft-device", "search-depth", "threads", "prompts", "gen-len", "profile-draft-len", "contexts", "reps",
                           "temp", "o"},
                          {"no-acceptance", "help"});
@@ -276,6 +281,11 @@ int main(int argc, char** argv) {
       auto layers = cli::parse_int_list(l, "draft-skip");
       drafters.push_back({"skip", skip_label(layers), "skip " + skip_label(layers), target, layers});
     }
+    for (const std::string& n : args.all("draft-ngram")) {
+      const int max_n = cli::parse_int_list(n, "draft-ngram").at(0);
+      ES_CHECK(max_n >= 1 && max_n <= 64, "option --draft-ngram: the longest n-gram must be in 1..64 (got ", n, ")");
+      drafters.push_back({"ngram", std::to_string(max_n), "n-gram (n <= " + std::to_string(max_n) + ")", nullptr, {}});
+    }
 
     // ---- skip-set search (before the budget estimate: it adds drafters) ----
     if (args.has("search-skip")) {
@@ -358,23 +368,34 @@ int main(int argc, char** argv) {
       dp.kind = d.kind;
       dp.spec = d.spec;
       dp.label = d.label;
-      for (const std::string& dev : draft_devices)
+      const bool lookup = d.kind == "ngram";
+      // the devices this drafter runs on: an n-gram lookup has no model to place, it runs on the host
+      const std::vector<std::string> ddevs = lookup ? std::vector<std::string>{"cpu"} : draft_devices;
+      for (const std::string& dev : ddevs) {
+        if (lookup) {  // its time per round, measured in the acceptance runs below; until then a placeholder
+          ModelTiming t;
+          t.device = dev;
+          t.forward = {s.contexts, 2, std::vector<double>(s.contexts.size() * 2, 1e-6)};
+          dp.timings.push_back(std::move(t));
+          continue;
+        }
         with_model(dev, d.weights, pool, max_ctx, d.skip, [&](auto& m) {
           progress.step(d.label + " on " + dev + ": drafting latency", 0);
           dp.timings.push_back(measure(m, dev, 2, s, ids, Logits::Last));
           progress.step(d.label + " on " + dev + ": drafting latency", s.contexts.size() * 2.0 * s.reps);
         });
+      }
 
       // Acceptance runs cost about gen_len / 3 rounds of G drafting steps and one verification (~4 target
       // forwards) per prompt: correct the estimate with this drafter's measured step.
       const double step_ratio = dp.timings.front().forward.seconds[0] / prof.target.front().forward.seconds[0];
       const double per_prompt = gen_len / 3.0 * (G * step_ratio + 4);
       double apart_pairs = 0;  // placements on two devices: the overlapped calibration's two prompts each
-      for (const std::string& dd : draft_devices)
+      for (const std::string& dd : ddevs)
         for (const std::string& td : target_devices) apart_pairs += dd != td ? 1 : 0;
       progress.add(static_cast<double>(prompts.size()) * per_prompt +
                    2.0 * (per_prompt + gen_len) *
-                       static_cast<double>(draft_devices.size() - 1 + target_devices.size() - 1 + apart_pairs));
+                       static_cast<double>(ddevs.size() - 1 + target_devices.size() - 1 + apart_pairs));
       // Acceptance: the real pipeline at draft length G in the first placement given, every round recorded;
       // before each prompt, target-only decoding of it. Both calibrate the tables (cost::Costs' scales): what
       // the rounds' drafting and verification and the target-only steps took over what the tables predict.
@@ -393,17 +414,19 @@ int main(int argc, char** argv) {
         if (d.kind == "file") argv_s.insert(argv_s.end(), {"--draft", d.spec});
         if (d.kind == "quant") argv_s.insert(argv_s.end(), {"--draft-quant", d.spec});
         if (d.kind == "skip") argv_s.insert(argv_s.end(), {"--draft-skip", d.spec});
+        if (d.kind == "ngram") argv_s.insert(argv_s.end(), {"--draft-ngram", d.spec});
         std::vector<char*> av;
         for (auto& a : argv_s) av.push_back(a.data());
         const cli::Args sargs(static_cast<int>(av.size()), av.data(),
-                              {"draft", "draft-quant", "draft-skip", "draft-len", "threads", "draft-device",
-                               "target-device", "schedule", "forced-acceptance"}, {});
+                              {"draft", "draft-quant", "draft-skip", "draft-ngram", "draft-len", "threads",
+                               "draft-device", "target-device", "schedule", "forced-acceptance"}, {});
         PipelineOptions po;
         po.sampling.temperature = static_cast<float>(temp);
         po.max_seq = max_ctx;
         po.record_rounds = record_rounds;
         return cli::SpeculativeSession::from_args(sargs, target, tok, pool, po);
       };
+      double lookup_seconds = 0, lookup_rounds = 0;  // n-gram: every lookup of the acceptance runs
       // first: the placement budgeted for every prompt (the estimate above); the others for two prompts each
       auto run_pair = [&](const std::string& cdraft, const std::string& ctarget, bool acceptance, bool first) {
         auto session = session_for(cdraft, ctarget, G, {}, true);
@@ -430,10 +453,20 @@ int main(int argc, char** argv) {
             for (const RoundRecord& rr : r.stats.round_log) {
               draft_real += rr.draft_seconds;
               verify_real += rr.verify_seconds;
-              if (rr.drafted > 0)
+              if (lookup) {  // one lookup per round, whatever it found
+                lookup_seconds += rr.draft_seconds;
+                ++lookup_rounds;
+              } else if (rr.drafted > 0) {
                 draft_table += dtab(rr.draft_fed, rr.position) + (rr.drafted - 1) * dtab(1, rr.position);
+              }
               verify_table += ttab(rr.drafted + 1, rr.position);
-              if (rr.drafted < G || no_acceptance) continue;  // a round cut by the context's end: not at length G
+              if (no_acceptance) continue;
+              if (lookup) {  // every round: the lookup offers up to G drafts, fewer (or none) without a match
+                dp.accepted.push_back(rr.accepted);
+                dp.offered.push_back(rr.drafted);
+                continue;
+              }
+              if (rr.drafted < G) continue;  // a round cut by the context's end: not at length G
               dp.accepted.push_back(rr.accepted);
               dp.top.insert(dp.top.end(), rr.top.begin(), rr.top.end());
             }
@@ -455,9 +488,9 @@ int main(int argc, char** argv) {
       // The first placement given records the acceptance too; then one more placement for each device not yet
       // calibrated in its role (draft or target), placements on two devices first.
       dp.draft_len = args.has("no-acceptance") ? 0 : G;
-      run_pair(draft_devices.front(), target_devices.front(), !args.has("no-acceptance"), true);
+      run_pair(ddevs.front(), target_devices.front(), !args.has("no-acceptance"), true);
       for (const bool apart : {true, false})
-        for (const std::string& dd : draft_devices)
+        for (const std::string& dd : ddevs)
           for (const std::string& td : target_devices) {
             if ((dd != td) != apart || dp.calibrated(dd, td)) continue;
             bool draft_known = false, target_known = false;
@@ -467,6 +500,13 @@ int main(int argc, char** argv) {
             }
             if (!draft_known || !target_known) run_pair(dd, td, false, false);
           }
+      // An n-gram lookup's time per round, whatever it found and at every context: what its rounds measured
+      // (it was the placeholder above, so its calibration is 1 by construction).
+      if (lookup) {
+        const double per_round = lookup_rounds > 0 ? lookup_seconds / lookup_rounds : 0.0;
+        for (ModelTiming& t : dp.timings) std::fill(t.forward.seconds.begin(), t.forward.seconds.end(), per_round);
+        for (planning::Calibration& c : dp.calibration) c.draft = 1.0;
+      }
       // Round overheads, measured in the first drafter's runs; the same host work follows any verification.
       if (&d == &drafters.front())
         for (ModelTiming& t : prof.target) {
@@ -503,8 +543,8 @@ int main(int argc, char** argv) {
       };
       // Contention: each side's forward time while the other device runs its own work.
       for (const std::string& tdev : target_devices)
-        for (const std::string& ddev : draft_devices) {
-          if (tdev == ddev) continue;
+        for (const std::string& ddev : ddevs) {
+          if (tdev == ddev || lookup) continue;  // (no overlapped schedule without a draft model)
           with_model(tdev, target, pool, max_ctx, {}, [&](auto& tm) {
             with_model(ddev, d.weights, pool, max_ctx, d.skip, [&](auto& dm) {
               const int c = static_cast<int>(s.contexts[s.contexts.size() / 2]);

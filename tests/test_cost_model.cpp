@@ -1,6 +1,6 @@
 // The cost model's formulas against hand-computed cases (docs/cost-model.md): alpha = 0, alpha = 1, g = 1,
-// acceptance per position, early stop, the adaptive rule, the overlapped schedule, and evaluation in a
-// constant expression.
+// acceptance per position, early stop, the adaptive rule, the overlapped schedule, an n-gram lookup's rounds, and
+// evaluation in a constant expression.
 #include <array>
 
 #include <catch2/catch.hpp>
@@ -123,6 +123,33 @@ TEST_CASE("profiled rounds: per-position acceptance, shorter g, early stop", "[c
   CHECK(p.tokens_per_round == Approx(3.0));  // 4 then 2
   // round 1: 2 + 2 + 2 ms + 13 ms; round 2: 2.5 (pending two) + 2 ms + 11 ms (1 draft verified)
   CHECK(p.seconds_per_round == Approx((0.019 + 0.0155) / 2));
+}
+
+TEST_CASE("an n-gram lookup: drafts offered per round, one lookup per round", "[cost]") {
+  cost::Costs c = flat_costs();  // the draft table is the lookup: 2 ms per round (a slow lookup, to see it)
+  // Three rounds recorded at G = 4: no match (nothing offered), 3 offered and 2 accepted, 4 offered and all
+  // accepted.
+  constexpr std::array<int, 3> acc{0, 2, 4};
+  constexpr std::array<int, 3> offered{0, 3, 4};
+  cost::Trace t{4, acc, {}, {}};
+  t.offered = offered;
+  CHECK(t.acceptance_at(1) == 1.0);         // both rounds that offered d_1 accepted it
+  CHECK(t.acceptance_at(3) == Approx(0.5));  // d_3: offered twice, reached twice, accepted once
+  CHECK(t.acceptance_at(4) == 1.0);         // d_4: offered once (round 3), accepted
+  cost::Config cfg;
+  cfg.draft_len = 2;
+  // g = 2: round 1 a decode step (1 position, 1 token), round 2 d = 2 (2 of 2 accepted: 3 tokens), round 3
+  // d = 2 (3 tokens); each round one lookup (2 ms)
+  cost::Prediction p = cost::predict(c, t, cfg, {10, 7});
+  CHECK(p.tokens_per_round == Approx(7.0 / 3));
+  CHECK(p.drafted_per_round == Approx(4.0 / 3));
+  CHECK(p.seconds_per_round == Approx((0.002 + 0.010 + 2 * (0.002 + 0.012)) / 3));
+  // g = 4: round 2 offers 3 (verifies 4 positions, 2 accepted: 3 tokens), round 3 offers 4 (d = 4: n = 5,
+  // extrapolated 14 ms; 5 tokens); the first round again a decode step
+  cfg.draft_len = 4;
+  p = cost::predict(c, t, cfg, {10, 9});
+  CHECK(p.tokens_per_round == Approx(3.0));
+  CHECK(p.seconds_per_round == Approx((0.012 + 0.015 + 0.016) / 3));
 }
 
 TEST_CASE("overlapped: drafting ahead during verification saves the next round's drafts", "[cost]") {

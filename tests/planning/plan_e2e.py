@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """edgespec-profile and edgespec-plan as processes, on the stories260K/llama2xs pair (tests/CMakeLists.txt).
 
-  plan_e2e.py cli      profile -> rank, --json, --predict, --validate --json, --svg, and every bad input
+  plan_e2e.py cli      profile (three models and an n-gram lookup drafting) -> rank, --json, --predict, --validate
+                       --json, --svg, and every bad input
   plan_e2e.py split    profile on cpu and gpu (PoCL) -> the split target's two ends and hand-over in the profile,
                        predictions linear in the cut, split configurations validated against real runs, errors
   plan_e2e.py header   profile -> --emit-header -> a CMake build of examples/planned.cpp with that header ->
-                       its output equals target-only greedy decoding (edgespec-generate), token for token
+                       its output equals target-only greedy decoding (edgespec-generate), token for token; the
+                       same for a profile whose only drafter is an n-gram lookup
 
 Needs EDGESPEC_BIN_DIR and EDGESPEC_MODEL_DIR; exits 77 (skipped) when the models are not there.
 """
@@ -52,14 +54,20 @@ def profile(tmp, extra=()):
 
 
 def check_cli(tmp):
-    out, prompts = profile(tmp, ["--search-skip", "1", "--search-depth", "2"])
+    out, prompts = profile(tmp, ["--draft-ngram", "3", "--search-skip", "1", "--search-depth", "2"])
     prof = json.load(open(out))
     assert prof["format"] == "edgespec-profile" and prof["threads"] == 1, prof.keys()
     labels = [d["label"] for d in prof["drafters"]]
-    assert len(labels) == 4 and labels[0] == "llama2xs-f32.gguf" and labels[1] == "target as Q8_0", labels
+    assert len(labels) == 5 and labels[0] == "llama2xs-f32.gguf" and labels[1] == "target as Q8_0", labels
+    assert labels[3] == "n-gram (n <= 3)" and prof["drafters"][3]["kind"] == "ngram", labels
     for d in prof["drafters"]:
         acc = d["acceptance"]
         assert acc["draft_len"] == 12 and len(acc["episodes"]) == len(PROMPTS), acc["episodes"]
+        if d["kind"] == "ngram":  # no probabilities; every round, with the drafts the lookup offered (0..12)
+            assert acc["top"] == [] and len(acc["offered"]) == len(acc["accepted"]) > 0, acc
+            assert all(0 <= k <= o <= 12 for k, o in zip(acc["accepted"], acc["offered"])), acc
+            assert [t["device"] for t in d["timings"]] == ["cpu"] and 0 < d["timings"][0]["forward"]["seconds"][0] < 1e-3
+            continue
         assert len(acc["top"]) == 12 * len(acc["accepted"]) and all(0 <= k <= 12 for k in acc["accepted"])
         assert all(0 < t <= 1 for t in acc["top"])
     # a copy of the target in Q8_0 agrees with it almost always; the other model and a skipped layer do not
@@ -83,6 +91,13 @@ def check_cli(tmp):
     for k in ("predicted_speedup", "predicted_tokens_per_second", "predicted_tokens_per_round"):
         assert pred[k] > 0, pred
     assert 1 <= pred["predicted_tokens_per_round"] <= 4, pred
+    # the n-gram lookup: its own Pipeline type and flags (no draft model, so no --draft-device)
+    ngram = json.loads(run(tool("edgespec-plan"), "--profile", out, "--predict", "--", "--model", TARGET,
+                           "--draft-ngram", "3", "--draft-len", "3", "--threads", "1").stdout)
+    assert ngram["pipeline"] == ("edgespec::Pipeline<edgespec::Draft<edgespec::NGram<3>>, "
+                                 "edgespec::Target<edgespec::OnCPU>, edgespec::DraftLen<3>>"), ngram
+    assert "--draft-ngram 3 --draft-len 3" in ngram["flags"] and "--draft-device" not in ngram["flags"], ngram
+    assert 1 <= ngram["predicted_tokens_per_round"] <= 4 and ngram["predicted_speedup"] > 0, ngram
     # forced acceptance 1: every round emits g + 1 tokens
     forced = json.loads(run(tool("edgespec-plan"), "--profile", out, "--predict", "--", *gen,
                             "--forced-acceptance", "1").stdout)
@@ -96,10 +111,13 @@ def check_cli(tmp):
     assert abs(val["mean_abs_error"] - sum(errs) / len(errs)) < 1e-9, val
     flags = os.path.join(tmp, "configs.flags")
     with open(flags, "w") as f:
-        f.write("# two configurations\n--draft-skip 3 --draft-len 2\n--draft " + DRAFT + " --adaptive 1:4\n")
+        f.write("# three configurations\n--draft-skip 3 --draft-len 2\n--draft " + DRAFT + " --adaptive 1:4\n"
+                "--draft-ngram 3 --draft-len 4\n")
     val = json.loads(run(tool("edgespec-plan"), "--profile", out, "--validate", "--validate-flags", flags,
                          "--validate-reps", "1", "--prompts", prompts, "--gen-len", "24", "--json").stdout)
-    assert [c["config"].split(" on ")[0] for c in val["configs"]] == ["skip 3", "llama2xs-f32.gguf"], val
+    assert [c["config"].split(" on ")[0] for c in val["configs"]] == ["skip 3", "llama2xs-f32.gguf",
+                                                                      "n-gram (n <= 3)"], val
+    assert all(c["measured_speedup"] > 0 for c in val["configs"]), val
 
     svg = os.path.join(tmp, "plan.svg")
     run(tool("edgespec-plan"), "--profile", out, "--svg", svg)
@@ -115,7 +133,9 @@ def check_cli(tmp):
     fails_with(plan + ["--draft-quant", "q8_0", "--draft-len", "12", "--schedule", "overlapped"], "")
     fails_with(plan + ["--draft-quant", "q8_0", "--temp", "0.8"], "measured acceptance at temperature 0")
     fails_with(plan + ["--draft-quant", "q8_0", "--draft-device", "gpu"], "no timings of drafter")
-    fails_with(plan + ["--draft-ngram", "3"], "exactly one drafter flag")
+    fails_with(plan + ["--draft-ngram", "3", "--draft-quant", "q8_0"], "exactly one drafter flag")
+    fails_with(plan + ["--draft-ngram", "4"], "the profile has no drafter for these flags")
+    fails_with(plan + ["--draft-ngram", "3", "--early-stop", "0.5"], "--draft-ngram has none")
     fails_with(plan + ["--draft-quant", "q8_0", "--target-split", "2"], "no split target from cpu to gpu")
     fails_with(plan + ["--draft-quant", "q8_0", "--lm-head-device", "gpu"], "no split target from cpu to gpu")
     fails_with([tool("edgespec-plan"), "--profile", out, "--predict"], "flags after '--'")
@@ -213,22 +233,29 @@ def check_split(tmp):
 
 
 def check_header(tmp):
-    out, _ = profile(tmp)
-    header = os.path.join(tmp, "plan.hpp")
-    run(tool("edgespec-plan"), "--profile", out, "--emit-header", header)
-    text = open(header).read()
-    assert "using Pipeline = edgespec::Pipeline<" in text, text
+    out, prompts = profile(tmp)
+    # and a profile whose only drafter is an n-gram lookup: a Draft<NGram<3>> pipeline, no draft model to load
+    ngram = os.path.join(tmp, "ngram.json")
+    run(tool("edgespec-profile"), "--target", TARGET, "--draft-ngram", "3", "--threads", "1", "--prompts", prompts,
+        "--gen-len", "24", "--contexts", "0,32", "--reps", "3", "-o", ngram)
     build = os.path.join(tmp, "build")
-    run("cmake", "-S", os.path.join(SRC, "tests", "planning", "consumer"), "-B", build, "-DCMAKE_BUILD_TYPE=Release",
-        f"-DEDGESPEC_SOURCE_DIR={SRC}", f"-DPLAN_HEADER={header}")
-    run("cmake", "--build", build, "-j2")
-    exe = os.path.join(build, "edgespec-planned")
-    for prompt in PROMPTS:
-        planned = json.loads(run(exe, "--prompt", prompt, "-n", "40", "--json").stdout)
-        reference = json.loads(run(tool("edgespec-generate"), "--model", TARGET, "--prompt", prompt, "-n", "40",
-                                   "--json").stdout)
-        assert planned["tokens"] == reference["tokens"], (prompt, planned, reference)
-    print("header: the emitted pipeline compiles and decodes exactly as the target alone")
+    for prof, drafter in ((out, None), (ngram, "edgespec::Draft<edgespec::NGram<3>>")):
+        header = os.path.join(tmp, "plan.hpp")
+        run(tool("edgespec-plan"), "--profile", prof, "--emit-header", header)
+        text = open(header).read()
+        assert "using Pipeline = edgespec::Pipeline<" in text, text
+        assert drafter is None or "edgespec::Pipeline<" + drafter in text, text
+        run("cmake", "-S", os.path.join(SRC, "tests", "planning", "consumer"), "-B", build,
+            "-DCMAKE_BUILD_TYPE=Release", f"-DEDGESPEC_SOURCE_DIR={SRC}", f"-DPLAN_HEADER={header}")
+        run("cmake", "--build", build, "-j2")
+        exe = os.path.join(build, "edgespec-planned")
+        for prompt in PROMPTS:
+            planned = json.loads(run(exe, "--prompt", prompt, "-n", "40", "--json").stdout)
+            reference = json.loads(run(tool("edgespec-generate"), "--model", TARGET, "--prompt", prompt, "-n", "40",
+                                       "--json").stdout)
+            assert planned["tokens"] == reference["tokens"], (prompt, planned, reference)
+    print("header: the emitted pipelines (a draft model's, an n-gram lookup's) compile and decode exactly as the "
+          "target alone")
 
 
 def main():

@@ -7,6 +7,7 @@
 // tests/test_cost_model.cpp), and the pipeline's rules are mirrored exactly:
 //
 //   round (sequential):   T_draft(pending) + (f - 1) T_draft(1)  +  T_target(d + 1, c)  +  o_round + o_pos (d + 1)
+//                         (an n-gram lookup: T_draft(1) is one lookup, once per round, whatever it finds)
 //   round (overlapped):   as above, but the target's forward runs while the drafter drafts ahead on the other
 //                         device: max(T_target' , s T_draft'(1)) with s = min(g + 1, ceil(T_target' / T_draft'));
 //                         the next round starts with s - 1 drafts when all d were accepted and the bonus token was
@@ -14,8 +15,9 @@
 //                         measured overlap_scale (the schedule's hand-offs)
 //   tokens per round:     k + 1, k = min(accepted at draft length G, d)
 //
-// where d is the number of drafts (g, or fewer with early stop), f the draft forwards (d, plus one when early
-// stop ended the round), c the context. Rounds are replayed from the profiled ones (the acceptance pattern of
+// where d is the number of drafts (g, or fewer with early stop or when the drafter offers fewer: the n-gram
+// lookup drafts what followed an earlier occurrence, up to g tokens, none without one), f the draft forwards
+// (d, plus one when early stop ended the round), c the context. Rounds are replayed from the profiled ones (the acceptance pattern of
 // each round at the profiled draft length G >= g + 1), so acceptance per position, early stop and the adaptive
 // rule's running estimates are those of real text; with a forced acceptance alpha the rounds are drawn i.i.d.
 // and the closed form E = (1 - alpha^(g+1)) / (1 - alpha) holds (expected_tokens).
@@ -131,8 +133,10 @@ struct Costs {
 
 // Profiled rounds: each round at draft length G accepted `accepted[r]` of its G drafts (0..G), and the draft's
 // top probability at each position was top[r * G + i] (empty: not recorded; early stop then never fires).
-// `episodes` holds the first round of each prompt (empty: one). With forced_alpha >= 0 there are no recorded
-// rounds: each draft token is accepted with probability forced_alpha, drawn from a fixed seed.
+// `episodes` holds the first round of each prompt (empty: one). `offered[r]`: the drafts the drafter offered in
+// round r (0..G; the n-gram lookup's, which may be fewer than G), empty: G in every round. With forced_alpha >= 0
+// there are no recorded rounds: each draft token is accepted with probability forced_alpha, drawn from a fixed
+// seed.
 struct Trace {
   int draft_len = 0;
   std::span<const int> accepted;
@@ -140,6 +144,11 @@ struct Trace {
   std::span<const int> episodes;
   double forced_alpha = -1.0;
   int forced_episodes = 32;
+  std::span<const int> offered = {};
+
+  [[nodiscard]] constexpr int offered_at(std::size_t r) const noexcept {
+    return offered.empty() ? draft_len : offered[r];
+  }
 
   [[nodiscard]] constexpr bool forced() const noexcept { return forced_alpha >= 0.0; }
   [[nodiscard]] constexpr int episode_count() const noexcept {
@@ -152,13 +161,15 @@ struct Trace {
     return e + 1 < static_cast<int>(episodes.size()) ? episodes[static_cast<std::size_t>(e) + 1]
                                                      : static_cast<int>(accepted.size());
   }
-  // The profiled acceptance per position, a_i = P(k >= i | k >= i - 1), i = 1..G (forced: alpha each).
+  // The profiled acceptance per position, a_i = P(k >= i | k >= i - 1, d_i offered), i = 1..G (forced: alpha
+  // each).
   [[nodiscard]] constexpr double acceptance_at(int i) const {
     if (forced()) return forced_alpha;
     int reached = 0, passed = 0;
-    for (const int k : accepted) {
-      reached += k >= i - 1;
-      passed += k >= i;
+    for (std::size_t r = 0; r < accepted.size(); ++r) {
+      if (offered_at(r) < i) continue;
+      reached += accepted[r] >= i - 1;
+      passed += accepted[r] >= i;
     }
     return reached > 0 ? static_cast<double>(passed) / reached : 0.0;
   }
@@ -225,6 +236,7 @@ constexpr int ceil_div(double num, double den) {  // ceil(num / den) for num, de
 constexpr Prediction predict(const Costs& c, const Trace& trace, const Config& cfg, const Workload& w) {
   Prediction out;
   const int G = trace.forced() ? 17 : trace.draft_len;  // forced: up to kMaxDraftLen + 1 positions
+  const bool lookup = !trace.offered.empty();           // an n-gram lookup drafts (no draft model)
   double total_time = 0, total_tokens = 0, total_rounds = 0, total_drafted = 0, total_discarded = 0;
   double total_draft = 0, total_verify = 0, total_len = 0, base_time = 0;
   detail::SplitMix rng{0x5eed};
@@ -243,24 +255,28 @@ constexpr Prediction predict(const Costs& c, const Trace& trace, const Config& c
     int produced = 0;
     while (produced < w.gen_len) {
       // this round's acceptance pattern at draft length G
-      int k_full = 0;
+      int k_full = 0, offer = G;
       const float* top = nullptr;
       if (trace.forced()) {
         while (k_full < G && rng.uniform() < trace.forced_alpha) ++k_full;
       } else {
         k_full = trace.accepted[static_cast<std::size_t>(r)];
+        offer = trace.offered_at(static_cast<std::size_t>(r));
         if (!trace.top.empty()) top = trace.top.data() + static_cast<std::size_t>(r) * static_cast<std::size_t>(G);
         if (++r == last) r = first;
       }
       const int g = std::min(gamma, G);
       // ---- draft ----
-      int d = g, forwards = 0;
+      int d = std::min(g, offer), forwards = 0;
       double draft_t = 0;
       const double td1 = c.draft_scale * c.draft.forward(1, pos);
       if (pre > 0) {
         const int used = std::min(pre, g);
         forwards = g - used;
         draft_t = forwards * td1;
+      } else if (lookup) {  // one lookup per round, whatever it finds: T_draft(1) is its time
+        forwards = 0;
+        draft_t = td1;
       } else {
         if (top != nullptr && cfg.early_stop > 0)
           for (int i = 1; i < g; ++i)
@@ -287,7 +303,7 @@ constexpr Prediction predict(const Costs& c, const Trace& trace, const Config& c
       tokens = std::min(tokens, w.gen_len - produced);
       // ---- state for the next round ----
       pre = kept ? ahead - 1 : 0;
-      pending_two = !cfg.overlapped && k == d && forwards == d && d > 0;
+      pending_two = !cfg.overlapped && !lookup && k == d && forwards == d && d > 0;
       if (cfg.overlapped && !kept) total_discarded += ahead;
       ++rounds;
       cum_draft += draft_t;

@@ -3,8 +3,9 @@
 // written with nlohmann-json.
 //
 //   profile.target[device]        forward latency table (n = 1..16 at several contexts), prefill curve, overheads
-//   profile.drafters[i]           kind + spec (as the edgespec-generate flag takes it), per-device tables (n = 1, 2),
-//                                 the profiled rounds (acceptance at draft length G, top probabilities)
+//   profile.drafters[i]           kind + spec (as the edgespec-generate flag takes it), per-device tables (n = 1, 2;
+//                                 an n-gram lookup: its time per round), the profiled rounds (acceptance at draft
+//                                 length G, top probabilities; an n-gram lookup: the drafts it offered)
 //   profile.contention[...]       slowdown of each side when draft and target run at once on two devices
 //   profile.splits[...]           the target split across the two devices, measured at both ends (K = 0, K = L)
 #pragma once
@@ -54,8 +55,8 @@ struct Calibration {  // real runs over the tables' predictions (cost::Costs)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Calibration, draft_device, target_device, draft, verify, baseline)
 
 struct DrafterProfile {
-  std::string kind;   // "file" (--draft), "quant" (--draft-quant), "skip" (--draft-skip)
-  std::string spec;   // the option's value: a path, a type name, a layer list "20,21,22"
+  std::string kind;   // "file" (--draft), "quant" (--draft-quant), "skip" (--draft-skip), "ngram" (--draft-ngram)
+  std::string spec;   // the option's value: a path, a type name, a layer list "20,21,22", the longest n-gram
   std::string label;  // for people: "target as Q8_0", "skip 20-22"
   std::vector<ModelTiming> timings;  // one per device it was profiled on
   // acceptance (greedy), cost::Trace's storage
@@ -63,6 +64,7 @@ struct DrafterProfile {
   std::vector<int> accepted;
   std::vector<float> top;
   std::vector<int> episodes;
+  std::vector<int> offered;  // n-gram lookup: the drafts offered per round (cost::Trace::offered); else empty
   // cost::Costs' scales, each measured with the draft and the target on two given devices
   std::vector<Calibration> calibration;
 
@@ -73,18 +75,30 @@ struct DrafterProfile {
   }
 
   [[nodiscard]] std::string flag() const {
-    return (kind == "file" ? "--draft " : kind == "quant" ? "--draft-quant " : "--draft-skip ") + spec;
+    return (kind == "file"    ? "--draft "
+            : kind == "quant" ? "--draft-quant "
+            : kind == "ngram" ? "--draft-ngram "
+                              : "--draft-skip ") +
+           spec;
   }
+  [[nodiscard]] bool lookup() const noexcept { return kind == "ngram"; }  // no draft model
   [[nodiscard]] const ModelTiming* on(const std::string& device) const {
     for (const ModelTiming& t : timings)
       if (t.device == device) return &t;
     return nullptr;
   }
-  [[nodiscard]] cost::Trace trace() const { return {draft_len, accepted, top, episodes}; }
+  [[nodiscard]] cost::Trace trace() const {
+    cost::Trace t{draft_len, accepted, top, episodes};
+    t.offered = offered;
+    return t;
+  }
   [[nodiscard]] double alpha() const {  // accepted / drafted at draft length G
-    double a = 0;
-    for (const int k : accepted) a += k;
-    return accepted.empty() ? 0.0 : a / (static_cast<double>(accepted.size()) * draft_len);
+    double a = 0, drafted = 0;
+    for (std::size_t r = 0; r < accepted.size(); ++r) {
+      a += accepted[r];
+      drafted += offered.empty() ? draft_len : offered[r];
+    }
+    return drafted > 0 ? a / drafted : 0.0;
   }
 };
 
@@ -203,13 +217,14 @@ inline void to_json(nlohmann::json& j, const DrafterProfile& d) {
          {"alpha_by_position", by_pos},
          {"accepted", d.accepted},
          {"top", d.top},
-         {"episodes", d.episodes}}},
+         {"episodes", d.episodes},
+         {"offered", d.offered}}},
        {"calibration", d.calibration}};
 }
 inline void from_json(const nlohmann::json& j, DrafterProfile& d) {
   j.at("kind").get_to(d.kind);
-  ES_CHECK(d.kind == "file" || d.kind == "quant" || d.kind == "skip", "profile: drafter kind '", d.kind,
-           "' is not file, quant or skip");
+  ES_CHECK(d.kind == "file" || d.kind == "quant" || d.kind == "skip" || d.kind == "ngram", "profile: drafter kind '",
+           d.kind, "' is not file, quant, skip or ngram");
   j.at("spec").get_to(d.spec);
   d.label = j.value("label", d.spec);
   j.at("timings").get_to(d.timings);
@@ -218,11 +233,19 @@ inline void from_json(const nlohmann::json& j, DrafterProfile& d) {
   a.at("accepted").get_to(d.accepted);
   d.top = a.value("top", std::vector<float>{});
   d.episodes = a.value("episodes", std::vector<int>{});
+  d.offered = a.value("offered", std::vector<int>{});
   ES_CHECK(d.draft_len >= 0 && d.draft_len <= 64, "profile: drafter ", d.label, ": draft_len ", d.draft_len);
   ES_CHECK(d.top.empty() || d.top.size() == d.accepted.size() * std::size_t(d.draft_len), "profile: drafter ",
            d.label, ": top needs draft_len entries per round");
-  for (const int k : d.accepted)
-    ES_CHECK(k >= 0 && k <= d.draft_len, "profile: drafter ", d.label, ": a round accepted ", k, " of ", d.draft_len);
+  ES_CHECK(d.offered.empty() || d.offered.size() == d.accepted.size(), "profile: drafter ", d.label,
+           ": offered needs one entry per round");
+  ES_CHECK(!d.lookup() || d.offered.size() == d.accepted.size(), "profile: n-gram drafter ", d.label,
+           ": the rounds need their offered drafts");
+  for (std::size_t r = 0; r < d.accepted.size(); ++r) {
+    const int k = d.accepted[r], offer = d.offered.empty() ? d.draft_len : d.offered[r];
+    ES_CHECK(offer >= 0 && offer <= d.draft_len && k >= 0 && k <= offer, "profile: drafter ", d.label,
+             ": a round accepted ", k, " of ", offer, " offered drafts (draft length ", d.draft_len, ")");
+  }
   for (const int e : d.episodes)
     ES_CHECK(e >= 0 && e <= static_cast<int>(d.accepted.size()), "profile: drafter ", d.label, ": episode start ", e);
   d.calibration = j.value("calibration", std::vector<Calibration>{});
