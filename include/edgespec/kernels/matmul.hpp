@@ -442,7 +442,7 @@ void matmul_float(ThreadPool& pool, const MatrixView& w, const float* x_in, std:
                "matmul: packed weights must be 64-byte aligned (allocate them with allocate_aligned)");
       const std::int64_t groups = w.rows / kPackRows, gs = packed_group_bytes(T, cols.value());
       const auto* packed = static_cast<const unsigned char*>(w.packed);
-      // The same loop nest as matmul_quant's packed branch. (Written out in both: a shared driver taking the
+      // The same loop nest as matmul_packed_blocks. (Written out in both: a shared driver taking the
       // tile as a lambda measured 15% slower for Q8_0 decode with GCC 12, for reasons not found.)
       pool.parallel_for(
           groups,
@@ -642,7 +642,7 @@ inline PackedActsK prepare_packed_activations_k(ThreadPool& pool, const float* x
 }
 
 // The packed groups of a Q4_K/Q6_K matrix @ x (n, cols) -> rows [0, 16 * groups) of y (n, rows): the loop nest
-// of matmul_quant's packed branch (groups in parallel; per chunk of positions, tiles of up to kPackedTilePos),
+// of matmul_packed_blocks (groups in parallel; per chunk of positions, tiles of up to kPackedTilePos),
 // written out as matmul_float's is (a shared driver taking the tile as a lambda measured slower there).
 template <DType T>
 inline void matmul_packed_k(ThreadPool& pool, const MatrixView& w, const float* x, std::int64_t n, float* y) {
