@@ -7,8 +7,8 @@
 //   [quantized W]  x (n, cols) f32 -> activations of activation_type(W): Q8_0 (+ per-block sums), Q8_1 or Q8_K
 //                                                                                      once per call, shared
 //   [F16/BF16 W]   x rounded to F16/BF16 (as llama.cpp converts them), then f32 FMA
-//   packed Q8_0/Q4_0/F16 (AVX-512 VNNI: also Q4_1/Q5_0/Q5_1/Q4_K/Q6_K) W (MatrixView::packed, see packed.hpp, packed_k.hpp),
-//   parallel over 16-row groups:
+//   packed Q8_0/Q4_0/Q4_1/Q5_0/Q5_1/F16 (AVX-512 VNNI: also Q4_K/Q6_K) W (MatrixView::packed, see packed.hpp,
+//   packed_k.hpp), parallel over 16-row groups:
 //     for chunk of 16 positions                        (activations of a chunk stay in L2)
 //       for group of 16 rows                           (one sequential stream, read from memory once per chunk)
 //         for tile of kPackedTilePos positions,        (16 rows x P positions in registers, each weight
@@ -31,7 +31,7 @@
 //   row-major Q8_0/Q4_0 x Q8_0: per position, sum |w| * sign(x, w) per 4 bytes: AVX-512 VL VNNI |
 //                AVX-VNNI | AVX2 vpmaddubsw + vpmaddwd | scalar (Q4_0: dpbusd(u, x) - 8 sum(x))
 //   F32/F16/BF16 converted on load (F16C / AVX-512), FMA with f32 activations
-//   Q4_1/Q5_0/Q5_1/IQ4_NL: dot_legacy.hpp; Q2_K..Q6_K: dot_k.hpp (integer sums per block, each block or
+//   Q4_1/Q5_0/Q5_1 rows not packed, IQ4_NL: dot_legacy.hpp; Q2_K..Q6_K: dot_k.hpp (integer sums per block, each block or
 //                super-block unpacked once per tile of positions; Q4_K/Q6_K AVX-512 VNNI | AVX2 | scalar)
 //
 // Every (row, position) output is computed by the same operation sequence whatever the tile shape, the
@@ -543,7 +543,7 @@ inline PackedActs prepare_packed_activations(ThreadPool& pool, const float* x, s
 }
 
 #if EDGESPEC_PACKED_KERNELS
-// The packed groups of a Q8_0/Q4_0 (or, AVX-512 VNNI, Q4_1/Q5_0/Q5_1) matrix @ prepared activations -> rows
+// The packed groups of a Q8_0/Q4_0/Q4_1/Q5_0/Q5_1 matrix @ prepared activations -> rows
 // [0, 16 * groups) of y (n, rows): groups in parallel; per chunk of kPosChunk positions, each group once, in
 // tiles of up to kPackedTilePos positions.
 template <DType T, int kNb = dynamic_extent>
@@ -677,7 +677,7 @@ void matmul_block(ThreadPool& pool, const MatrixView& w, const float* x, std::in
   const auto* base = static_cast<const unsigned char*>(w.data);
   if constexpr (A == DType::Q8_0) {
     std::int64_t r_begin = 0;  // rows from here on are read row-major
-#if EDGESPEC_PACKED_AVX512
+#if EDGESPEC_PACKED_KERNELS
     if constexpr (T == DType::Q5_0) {
       if (w.packed != nullptr) {
         constexpr int kNb = kCols == dynamic_extent ? dynamic_extent : kCols / kQK;
@@ -717,15 +717,20 @@ void matmul_block(ThreadPool& pool, const MatrixView& w, const float* x, std::in
     }, row_grain(cols, n));
   } else {
     std::int64_t r_begin = 0;  // rows from here on are read row-major
-#if EDGESPEC_PACKED_AVX512
-    if constexpr (T == DType::Q4_K || T == DType::Q6_K || T == DType::Q4_1 || T == DType::Q5_1) {
+#if EDGESPEC_PACKED_KERNELS
+    if constexpr (T == DType::Q4_1 || T == DType::Q5_1) {
       if (w.packed != nullptr) {
-        if constexpr (T == DType::Q4_1 || T == DType::Q5_1) {
-          constexpr int kNb = kCols == dynamic_extent ? dynamic_extent : kCols / kQK;
-          matmul_packed_blocks<T, kNb>(pool, w, prepare_packed_activations<T>(pool, x, n, cols), n, y);
-        } else {
-          matmul_packed_k<T>(pool, w, x, n, y);
-        }
+        constexpr int kNb = kCols == dynamic_extent ? dynamic_extent : kCols / kQK;
+        matmul_packed_blocks<T, kNb>(pool, w, prepare_packed_activations<T>(pool, x, n, cols), n, y);
+        r_begin = w.rows / kPackRows * kPackRows;
+        if (r_begin == w.rows) return;
+      }
+    }
+#endif
+#if EDGESPEC_PACKED_AVX512
+    if constexpr (T == DType::Q4_K || T == DType::Q6_K) {
+      if (w.packed != nullptr) {
+        matmul_packed_k<T>(pool, w, x, n, y);
         r_begin = w.rows / kPackRows * kPackRows;
         if (r_begin == w.rows) return;
       }

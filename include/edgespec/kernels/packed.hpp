@@ -29,8 +29,8 @@
 //   Q5_0  dot_r as Q4_0 with each nibble | (its fifth bit << 4) and - 16 sum(x): a chunk's fifth bits are
 //         one shift and one mask of the block's transposed bits
 //   Q5_1  Q4_1's with Q5_0's fifth bits
-//         (Q4_1, Q5_0, Q5_1: AVX-512 VNNI builds only. Not llama.cpp's summation order, which the row-major kernels
-//          of dot_legacy.hpp keep: load with LoadOptions::pack = false for its floats bit for bit.)
+//         (Not llama.cpp's summation order, which the row-major kernels of dot_legacy.hpp keep: load with
+//          LoadOptions::pack = false for its floats bit for bit.)
 //
 // F16 rows (cols % 4 == 0) pack the same way without blocks: column c of a group is its 16 rows' f16 values,
 //
@@ -83,11 +83,12 @@ inline constexpr bool kPackedKernels = EDGESPEC_PACKED_KERNELS != 0;
 inline constexpr int kPackRows = 16;
 
 // Whether a type has a packed layout in this build, and whether a (rows, cols) matrix of it can take it. Q4_K's
-// and Q6_K's (packed_k.hpp) exist in AVX-512 VNNI builds only: they have no AVX2 kernel.
+// and Q6_K's (packed_k.hpp) exist in AVX-512 VNNI builds only: they have no AVX2 kernel (their AVX2 builds run
+// the row-major kernels of dot_k.hpp).
 [[nodiscard]] constexpr bool packable(DType t) noexcept {
   return t == DType::Q8_0 || t == DType::Q4_0 || t == DType::F16 ||
-         ((t == DType::Q4_K || t == DType::Q6_K || t == DType::Q4_1 || t == DType::Q5_0 || t == DType::Q5_1) &&
-          EDGESPEC_PACKED_AVX512);
+         ((t == DType::Q4_1 || t == DType::Q5_0 || t == DType::Q5_1) && EDGESPEC_PACKED_KERNELS) ||
+         ((t == DType::Q4_K || t == DType::Q6_K) && EDGESPEC_PACKED_AVX512);
 }
 [[nodiscard]] constexpr bool packable(DType t, std::int64_t cols) noexcept {
   return packable(t) && cols % (t == DType::F16 ? 4 : block_values(t)) == 0;
@@ -188,9 +189,8 @@ inline void pack_group_f16(const unsigned char* in, std::int64_t ws, std::int64_
 // Row-major Q8_0/Q4_0/F16/Q4_K/Q6_K rows (rows, cols) at src -> their whole groups at dst (packed_bytes(t, rows, cols)).
 inline void pack_rows(DType t, const void* src, std::int64_t rows, std::int64_t cols, void* dst,
                       ThreadPool* pool = nullptr) {
-  ES_CHECK(packable(t), "pack_rows: ", name(t), " has no packed layout in this build (Q8_0, Q4_0, F16",
-           EDGESPEC_PACKED_AVX512 ? ", Q4_1, Q5_0, Q5_1, Q4_K and Q6_K)"
-                                  : "; Q4_1, Q5_0, Q5_1, Q4_K and Q6_K need AVX-512 VNNI)");
+  ES_CHECK(packable(t), "pack_rows: ", name(t), " has no packed layout in this build (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, F16",
+           EDGESPEC_PACKED_AVX512 ? ", Q4_K and Q6_K)" : "; Q4_K and Q6_K need AVX-512 VNNI)");
   ES_CHECK(rows >= 0 && cols >= 0 && packable(t, cols), "pack_rows: bad shape (", rows, ", ", cols, ") for ",
            name(t), " (cols must be a multiple of ", t == DType::F16 ? 4 : block_values(t), ")");
   const auto* in = static_cast<const unsigned char*>(src);
@@ -470,12 +470,15 @@ inline void packed_tile_f16(const unsigned char* group, std::int64_t cols, const
 // and vpmaddwd (int16 pairs -> int32):
 //
 //   Q4_0  lo/hi nibbles (u8 0..15) . x: every int16 pair sum |.| <= 2 * 15 * 128, so all 8 products of a block
-//         (4 chunks x lo, hi) add up in int16 (<= 30720) before one vpmaddwd; dot = that + seed (-8 sum(x))
+//         (4 chunks x lo, hi) add up in int16 (<= 30720) before one vpmaddwd; dot = that + seed (-8 sum(x));
+//         Q4_1 the same without the seed
+//   Q5_0  5-bit values (u8 0..31): a chunk's lo + hi pair sums (<= 4 * 31 * 128) fit int16, one vpmaddwd per
+//         chunk; seed -16 sum(x); Q5_1 the same without the seed
 //   Q8_0  the stored u8 = q + 128 would overflow int16 (2 * 255 * 127), so q = u ^ 0x80 and
 //         |q| . sign(x, q) per chunk (<= 2 * 128 * 127), one vpmaddwd each
 //
-// Both give exactly the integer dot of the AVX-512 kernel, then the same y_r += (d_w,r * d_x) * float(dot) per
-// block, so packed results are the same floats on both targets. One position (decode) runs the group's two
+// All give exactly the integer dot of the AVX-512 kernel, then the same y_r += (d_w,r * d_x) * float(dot) (and
+// y_r += m_w,r s_x) per block, so packed results are the same floats on both targets. One position (decode) runs the group's two
 // halves in one pass (one sequential read); 2-4 positions run them as two passes (the second from L1/L2), so
 // that P positions' accumulators and the chunk's operands fit the 16 vector registers.
 
@@ -489,9 +492,12 @@ inline void packed_tile_f16(const unsigned char* group, std::int64_t cols, const
 template <DType T, int P, int H>
 inline void packed_rows(const unsigned char* group, int h0, std::int64_t nb, const PackedActs& xs, std::int64_t j,
                         float* y, std::int64_t ys) noexcept {
-  const std::int8_t* xq = xs.q + j * kQK;  // block b of position j + p: xq + p * 32, xd[p], xseed[p]
+  constexpr bool kMin = packed_has_min(T);      // no seed; m_w s_x per block
+  constexpr bool kFifth = packed_has_fifth(T);  // nibbles | fifth bits << 4
+  const std::int8_t* xq = xs.q + j * kQK;  // block b of position j + p: xq + p * 32, xd[p], xseed[p] (xs_[p])
   const float* xd = xs.d + j;
-  const std::int32_t* xseed = xs.seed + j;
+  const std::int32_t* xseed = kMin ? nullptr : xs.seed + j;
+  const float* xs_ = kMin ? xs.s + j : nullptr;
   constexpr std::int64_t kAhead = kPackedPrefetchBytes<T, P>;
   const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc[H][P];
@@ -504,7 +510,9 @@ inline void packed_rows(const unsigned char* group, int h0, std::int64_t nb, con
   };
   for (std::int64_t b = 0; b < nb; ++b) {
     const unsigned char* q = group + packed_quant_offset(T, b) + 32 * h0;
-    if (b % 2 == 1) prefetch(group + packed_scale_offset(T, b - 1));
+    if (b % 2 == 1)  // the pair's scale lines (Q4_1, Q5_0, Q5_1: and their minima or fifth bits)
+      for (std::int64_t line = packed_scale_offset(T, b - 1); line < (b / 2 + 1) * packed_pair_bytes(T); line += 64)
+        prefetch(group + line);
     __m256i dot[H][P];
     if constexpr (T == DType::Q8_0) {
       for (int h = 0; h < H; ++h)
@@ -521,7 +529,7 @@ inline void packed_rows(const unsigned char* group, int h0, std::int64_t nb, con
           }
         }
       }
-    } else {
+    } else if constexpr (!kFifth) {  // Q4_0, Q4_1
       const __m256i mask = _mm256_set1_epi8(0x0f);
       __m256i s[H][P];  // int16 pair sums of the block
       for (int h = 0; h < H; ++h)
@@ -539,20 +547,53 @@ inline void packed_rows(const unsigned char* group, int h0, std::int64_t nb, con
         }
       }
       for (int h = 0; h < H; ++h)
-        for (int p = 0; p < P; ++p)
-          dot[h][p] = _mm256_add_epi32(_mm256_madd_epi16(s[h][p], ones), _mm256_set1_epi32(xseed[p]));
+        for (int p = 0; p < P; ++p) {
+          dot[h][p] = _mm256_madd_epi16(s[h][p], ones);
+          if constexpr (!kMin) dot[h][p] = _mm256_add_epi32(dot[h][p], _mm256_set1_epi32(xseed[p]));
+        }
+    } else {  // Q5_0, Q5_1: values 0..31, so a chunk's int16 pair sums (<= 4 * 31 * 127) go to int32 each chunk
+      const __m256i mask = _mm256_set1_epi8(0x0f), bit4 = _mm256_set1_epi8(0x10);
+      for (int h = 0; h < H; ++h)
+        for (int p = 0; p < P; ++p) {
+          if constexpr (kMin) dot[h][p] = _mm256_setzero_si256();
+          else dot[h][p] = _mm256_set1_epi32(xseed[p]);  // -16 sum(x)
+        }
+      const unsigned char* fifth = group + packed_fifth_offset(T, b) + 32 * h0;
+      for (int k = 0; k < 4; ++k) {
+        prefetch(q + 64 * k);
+        for (int h = 0; h < H; ++h) {
+          const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(q + 64 * k + 32 * h));
+          const __m256i hb = _mm256_load_si256(reinterpret_cast<const __m256i*>(fifth + 32 * h));
+          const __m256i lo =
+              _mm256_or_si256(_mm256_and_si256(v, mask), _mm256_and_si256(_mm256_slli_epi32(hb, 4 - k), bit4));
+          const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), mask),
+                                             _mm256_and_si256(_mm256_srli_epi32(hb, k), bit4));
+          for (int p = 0; p < P; ++p) {
+            const std::int8_t* x = xq + p * kQK + 4 * k;
+            const __m256i pairs = _mm256_add_epi16(_mm256_maddubs_epi16(lo, broadcast4(x)),
+                                                   _mm256_maddubs_epi16(hi, broadcast4(x + 16)));
+            dot[h][p] = _mm256_add_epi32(dot[h][p], _mm256_madd_epi16(pairs, ones));
+          }
+        }
+      }
     }
     const unsigned char* scales = group + packed_scale_offset(T, b) + 16 * h0;
     for (int h = 0; h < H; ++h) {
       const __m256 dw = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(scales + 16 * h)));
+      __m256 mw = _mm256_setzero_ps();
+      if constexpr (kMin)
+        mw = _mm256_cvtph_ps(
+            _mm_load_si128(reinterpret_cast<const __m128i*>(group + packed_min_offset(T, b) + 16 * (h0 + h))));
       for (int p = 0; p < P; ++p) {
         const __m256 d = _mm256_mul_ps(dw, _mm256_set1_ps(xd[p]));
         acc[h][p] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot[h][p]), acc[h][p]);
+        if constexpr (kMin) acc[h][p] = _mm256_fmadd_ps(mw, _mm256_set1_ps(xs_[p]), acc[h][p]);
       }
     }
     xq += xs.n * kQK;
     xd += xs.n;
-    xseed += xs.n;
+    if constexpr (kMin) xs_ += xs.n;
+    else xseed += xs.n;
   }
   for (int h = 0; h < H; ++h)
     for (int p = 0; p < P; ++p) _mm256_storeu_ps(y + p * ys + 8 * (h0 + h), acc[h][p]);

@@ -1,7 +1,7 @@
 // An in-memory copy of a model's weights in another type (e.g. a Q8_0 or Q4_0 drafter made from the F32
 // target at load time). Matrices whose width is not a multiple of the block size fall back to F16, as the
 // GGUF converters do (storage_type). Norm vectors are shared with the source, which the copy keeps alive.
-// results of a packable type (Q8_0/Q4_0/F16; Q4_1/Q5_0/Q5_1/Q4_K/Q6_K with AVX-512 VNNI) are packed for the
+// results of a packable type (Q8_0/Q4_0/Q4_1/Q5_0/Q5_1/F16; Q4_K/Q6_K with AVX-512 VNNI) are packed for the
 // matmul (pack_weights).
 #pragma once
 

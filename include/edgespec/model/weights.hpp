@@ -357,8 +357,8 @@ inline LlamaWeights load_llama2c_int8(std::shared_ptr<MappedFile> file) {
 
 }  // namespace detail
 
-// Gives every packable layer matrix and the classifier (Q8_0/Q4_0/F16; with AVX-512 VNNI also Q4_1/Q5_0/Q5_1/Q4_K/
-// Q6_K) a packed copy (kernels/packed.hpp, packed_k.hpp) that matmul streams instead of the row-major rows; a
+// Gives every packable layer matrix and the classifier (Q8_0/Q4_0/Q4_1/Q5_0/Q5_1/F16; with AVX-512 VNNI also
+// Q4_K/Q6_K) a packed copy (kernels/packed.hpp, packed_k.hpp) that matmul streams instead of the row-major rows; a
 // no-op in builds without the packed kernels. The row-major views stay valid (embedding lookups, rows past the
 // last whole group, export). Memory: one copy of those matrices, the same size as in the file (Q4_K +2.8%,
 // Q6_K +1%), in one buffer (on huge pages where the system grants them, see allocate_aligned); the file's pages
