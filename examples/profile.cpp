@@ -4,14 +4,14 @@
 //                    [--threads N] [--prompts FILE] [--target-device cpu|gpu]... [--draft-device cpu|gpu]...
 //                    -o profile.json
 //
-// For the target on each --target-device: forwards over n = 1..16 positions at several contexts, prefill of
-// short inputs, the overheads of a round and of target-only decoding; with both devices, the target split across
-// them at both ends of the cut (the hand-over included). For each drafter on each --draft-device:
-// its drafting steps (n = 1, 2) and prefill (an n-gram lookup, on the host: its time per round, from the
-// acceptance runs). For each drafter: its acceptance on the prompt set, round by round (accepted of G, the
-// draft's top probability per position; an n-gram lookup: the drafts it offered). For draft and target on different devices: the
-// slowdown of each while the other runs (the overlapped schedule). With --search-skip K: the Pareto front of
-// layer skip sets (acceptance against cost), and its best K members profiled as drafters.
+// For the target on each --target-device: forwards over n = 1..16 positions at several contexts, prefill of short
+// inputs, the overheads of a round and of target-only decoding; with both devices, the target split across them at
+// both ends of the cut (the hand-over included). For each drafter on each --draft-device: its drafting steps (n = 1,
+// 2) and prefill (an n-gram lookup, on the host: its time per round, from the acceptance runs). For each drafter: its
+// acceptance on the prompt set, round by round (accepted of G, the draft's top probability per position; an n-gram
+// lookup: the drafts it offered). For draft and target on different devices: the slowdown of each while the other
+// runs (the overlapped schedule). With --search-skip K: the Pareto front of layer skip sets (acceptance against
+// cost), and its best K members profiled as drafters.
 #include <algorithm>
 #include <atomic>
 #include <future>

@@ -31,8 +31,9 @@
 //   row-major Q8_0/Q4_0 x Q8_0: per position, sum |w| * sign(x, w) per 4 bytes: AVX-512 VL VNNI |
 //                AVX-VNNI | AVX2 vpmaddubsw + vpmaddwd | scalar (Q4_0: dpbusd(u, x) - 8 sum(x))
 //   F32/F16/BF16 converted on load (F16C / AVX-512), FMA with f32 activations
-//   Q4_1/Q5_0/Q5_1 rows not packed, IQ4_NL: dot_legacy.hpp; Q2_K..Q6_K: dot_k.hpp (integer sums per block, each block or
-//                super-block unpacked once per tile of positions; Q4_K/Q6_K AVX-512 VNNI | AVX2 | scalar)
+//   IQ4_NL, and Q4_1/Q5_0/Q5_1 rows not packed: dot_legacy.hpp; Q2_K..Q6_K: dot_k.hpp (integer sums per block,
+//                each block or super-block unpacked once per tile of positions; Q4_K/Q6_K AVX-512 VNNI | AVX2 |
+//                scalar)
 //
 // Every (row, position) output is computed by the same operation sequence whatever the tile shape, the
 // thread count or n, so a batch of n positions equals n single-position calls bit for bit.

@@ -186,10 +186,11 @@ inline void pack_group_f16(const unsigned char* in, std::int64_t ws, std::int64_
 }
 }  // namespace detail
 
-// Row-major Q8_0/Q4_0/F16/Q4_K/Q6_K rows (rows, cols) at src -> their whole groups at dst (packed_bytes(t, rows, cols)).
+// Row-major rows of a packable type (rows, cols) at src -> their whole groups at dst (packed_bytes(t, rows, cols)).
 inline void pack_rows(DType t, const void* src, std::int64_t rows, std::int64_t cols, void* dst,
                       ThreadPool* pool = nullptr) {
-  ES_CHECK(packable(t), "pack_rows: ", name(t), " has no packed layout in this build (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, F16",
+  ES_CHECK(packable(t), "pack_rows: ", name(t),
+           " has no packed layout in this build (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, F16",
            EDGESPEC_PACKED_AVX512 ? ", Q4_K and Q6_K)" : "; Q4_K and Q6_K need AVX-512 VNNI)");
   ES_CHECK(rows >= 0 && cols >= 0 && packable(t, cols), "pack_rows: bad shape (", rows, ", ", cols, ") for ",
            name(t), " (cols must be a multiple of ", t == DType::F16 ? 4 : block_values(t), ")");
@@ -311,12 +312,13 @@ inline constexpr int kPackedTilePos = 4;
 // Activations of n positions prepared for the packed kernels, block-major: the n positions' values of one block
 // are adjacent, so a tile reaches its P positions at fixed offsets from one pointer per array, advanced by a
 // block at a time (position-major, a tile of 8 positions needed 24 pointers: more than the general registers).
-//   q (nb, n, 32) int8 | d (nb, n) f32 | seed (nb, n) int32 = -offset * sum(q) per block (128 Q8_0, 8 Q4_0)
+//   q (nb, n, 32) int8 | d (nb, n) f32 | seed (nb, n) int32 = -offset * sum(q) per block (128 Q8_0, 8 Q4_0,
+//   16 Q5_0)
 //   Q4_1, Q5_1 (Q8_1 activations): d = f16(d_x), and s (nb, n) f32 = f16(d_x sum(q)) instead of a seed
 struct PackedActs {
   const std::int8_t* q;
   const float* d;
-  const std::int32_t* seed;  // Q8_0, Q4_0
+  const std::int32_t* seed;  // Q8_0, Q4_0, Q5_0
   std::int64_t n;
   const float* s = nullptr;  // Q4_1, Q5_1
 };
@@ -477,10 +479,10 @@ inline void packed_tile_f16(const unsigned char* group, std::int64_t cols, const
 //   Q8_0  the stored u8 = q + 128 would overflow int16 (2 * 255 * 127), so q = u ^ 0x80 and
 //         |q| . sign(x, q) per chunk (<= 2 * 128 * 127), one vpmaddwd each
 //
-// All give exactly the integer dot of the AVX-512 kernel, then the same y_r += (d_w,r * d_x) * float(dot) (and
-// y_r += m_w,r s_x) per block, so packed results are the same floats on both targets. One position (decode) runs the group's two
-// halves in one pass (one sequential read); 2-4 positions run them as two passes (the second from L1/L2), so
-// that P positions' accumulators and the chunk's operands fit the 16 vector registers.
+// All give exactly the integer dot of the AVX-512 kernel, then the same y_r += (d_w,r * d_x) * float(dot) (and y_r +=
+// m_w,r s_x) per block, so packed results are the same floats on both targets. One position (decode) runs the group's
+// two halves in one pass (one sequential read); 2-4 positions run them as two passes (the second from L1/L2), so that
+// P positions' accumulators and the chunk's operands fit the 16 vector registers.
 
 [[nodiscard]] inline __m256i broadcast4(const std::int8_t* p) noexcept {
   std::int32_t v;

@@ -15,12 +15,12 @@
 //                         measured overlap_scale (the schedule's hand-offs)
 //   tokens per round:     k + 1, k = min(accepted at draft length G, d)
 //
-// where d is the number of drafts (g, or fewer with early stop or when the drafter offers fewer: the n-gram
-// lookup drafts what followed an earlier occurrence, up to g tokens, none without one), f the draft forwards
-// (d, plus one when early stop ended the round), c the context. Rounds are replayed from the profiled ones (the acceptance pattern of
-// each round at the profiled draft length G >= g + 1), so acceptance per position, early stop and the adaptive
-// rule's running estimates are those of real text; with a forced acceptance alpha the rounds are drawn i.i.d.
-// and the closed form E = (1 - alpha^(g+1)) / (1 - alpha) holds (expected_tokens).
+// where d is the number of drafts (g, or fewer with early stop or when the drafter offers fewer: the n-gram lookup
+// drafts what followed an earlier occurrence, up to g tokens, none without one), f the draft forwards (d, plus one
+// when early stop ended the round), c the context. Rounds are replayed from the profiled ones (the acceptance pattern
+// of each round at the profiled draft length G >= g + 1), so acceptance per position, early stop and the adaptive
+// rule's running estimates are those of real text; with a forced acceptance alpha the rounds are drawn i.i.d. and the
+// closed form E = (1 - alpha^(g+1)) / (1 - alpha) holds (expected_tokens).
 #pragma once
 
 #include <algorithm>
