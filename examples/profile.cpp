@@ -205,6 +205,13 @@ int main(int argc, char** argv) {
     const int gen_len = args.num<int>("gen-len", 128, 8, 4096);
     const int G = args.num<int>("profile-draft-len", 12, 2, kMaxDraftLen);
     const double temp = args.num<double>("temp", 0.0, 0.0, 10.0);
+    auto ngram_order = [](const std::string& n) {  // --draft-ngram N: the longest n-gram matched
+      const std::vector<int> v = cli::parse_int_list(n, "draft-ngram");
+      ES_CHECK(v.size() == 1 && v[0] >= 1 && v[0] <= 64,
+               "option --draft-ngram: give the longest n-gram, one number in 1..64 (got '", n, "')");
+      return v[0];
+    };
+    for (const std::string& n : args.all("draft-ngram")) (void)ngram_order(n);  // before loading anything
     Settings s;
     s.reps = args.num<int>("reps", 7, 1, 100);
     if (args.has("contexts")) {
@@ -282,8 +289,7 @@ int main(int argc, char** argv) {
       drafters.push_back({"skip", skip_label(layers), "skip " + skip_label(layers), target, layers});
     }
     for (const std::string& n : args.all("draft-ngram")) {
-      const int max_n = cli::parse_int_list(n, "draft-ngram").at(0);
-      ES_CHECK(max_n >= 1 && max_n <= 64, "option --draft-ngram: the longest n-gram must be in 1..64 (got ", n, ")");
+      const int max_n = ngram_order(n);
       drafters.push_back({"ngram", std::to_string(max_n), "n-gram (n <= " + std::to_string(max_n) + ")", nullptr, {}});
     }
 

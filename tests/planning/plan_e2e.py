@@ -149,6 +149,8 @@ def check_cli(tmp):
     fails_with([tool("edgespec-plan"), "--profile", bad], "parse error")
     fails_with([tool("edgespec-plan"), "--profile", os.path.join(tmp, "none.json")], "cannot open profile")
     fails_with([tool("edgespec-profile"), "--target", TARGET, "-o", bad, "--target-device", "tpu"], "is not cpu or gpu")
+    for n in ("0", "65", "3,4"):
+        fails_with([tool("edgespec-profile"), "--target", TARGET, "-o", bad, "--draft-ngram", n], "one number in 1..64")
     fails_with([tool("edgespec-profile"), "--target", TARGET, "-o", bad, "--gen-len", "4000"], "the profile needs a context")
     fails_with([tool("edgespec-generate"), "--model", TARGET, "--prompt", "x", "--forced-acceptance", "0.5"],
                "need a drafter")
