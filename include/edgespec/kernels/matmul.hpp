@@ -524,11 +524,12 @@ inline PackedActs prepare_packed_activations(ThreadPool& pool, const float* x, s
     for (std::int64_t b = b0; b < b1; ++b)
       for (std::int64_t j = 0; j < n; ++j) {
         const std::int64_t i = b * n + j;
-        if constexpr (packed_has_min(T)) {
-          std::int32_t sum;
-          const float d = legacy::quantize_block_act(x + j * cols + b * kQK, a.q + i * kQK, sum);
-          a.d[i] = half_to_float(legacy::act_fp16(d));
-          s[i] = half_to_float(legacy::act_fp16(d * static_cast<float>(sum)));
+        if constexpr (packed_has_min(T)) {  // the row-major kernels' Q8_1 block, its d and s as floats
+          BlockQ8_1 blk;
+          quantize_row_q8_1(x + j * cols + b * kQK, &blk, kQK);
+          std::memcpy(a.q + i * kQK, blk.q, kQK);
+          a.d[i] = half_to_float(blk.d);
+          s[i] = half_to_float(blk.s);
         } else {
           quantize_act_block<T>(x + j * cols + b * kQK, a, i);
         }
@@ -676,18 +677,26 @@ void matmul_block(ThreadPool& pool, const MatrixView& w, const float* x, std::in
   constexpr DType A = activation_type(T);
   const std::int64_t cols = w.cols, nb = cols / block_values(T), ws = row_bytes(T, cols);
   const auto* base = static_cast<const unsigned char*>(w.data);
-  if constexpr (A == DType::Q8_0) {
-    std::int64_t r_begin = 0;  // rows from here on are read row-major
+  // The packed groups first (Q4_1, Q5_0, Q5_1; with AVX-512 VNNI Q4_K, Q6_K); the rows from r_begin on are read
+  // row-major.
+  std::int64_t r_begin = 0;
+  if (w.packed != nullptr) {
 #if EDGESPEC_PACKED_KERNELS
-    if constexpr (T == DType::Q5_0) {
-      if (w.packed != nullptr) {
-        constexpr int kNb = kCols == dynamic_extent ? dynamic_extent : kCols / kQK;
-        matmul_packed_blocks<T, kNb>(pool, w, prepare_packed_activations<T>(pool, x, n, cols), n, y);
-        r_begin = w.rows / kPackRows * kPackRows;
-        if (r_begin == w.rows) return;
-      }
+    if constexpr (T == DType::Q4_1 || T == DType::Q5_0 || T == DType::Q5_1) {
+      constexpr int kNb = kCols == dynamic_extent ? dynamic_extent : kCols / kQK;
+      matmul_packed_blocks<T, kNb>(pool, w, prepare_packed_activations<T>(pool, x, n, cols), n, y);
+      r_begin = w.rows / kPackRows * kPackRows;
     }
 #endif
+#if EDGESPEC_PACKED_AVX512
+    if constexpr (T == DType::Q4_K || T == DType::Q6_K) {
+      matmul_packed_k<T>(pool, w, x, n, y);
+      r_begin = w.rows / kPackRows * kPackRows;
+    }
+#endif
+    if (r_begin == w.rows) return;
+  }
+  if constexpr (A == DType::Q8_0) {
     thread_local std::vector<PackedX> views;
     if (views.size() < static_cast<std::size_t>(n)) views.resize(static_cast<std::size_t>(n));
     prepare_activations<DType::Q8_0>(pool, x, n, cols, views.data());
@@ -717,26 +726,6 @@ void matmul_block(ThreadPool& pool, const MatrixView& w, const float* x, std::in
       });
     }, row_grain(cols, n));
   } else {
-    std::int64_t r_begin = 0;  // rows from here on are read row-major
-#if EDGESPEC_PACKED_KERNELS
-    if constexpr (T == DType::Q4_1 || T == DType::Q5_1) {
-      if (w.packed != nullptr) {
-        constexpr int kNb = kCols == dynamic_extent ? dynamic_extent : kCols / kQK;
-        matmul_packed_blocks<T, kNb>(pool, w, prepare_packed_activations<T>(pool, x, n, cols), n, y);
-        r_begin = w.rows / kPackRows * kPackRows;
-        if (r_begin == w.rows) return;
-      }
-    }
-#endif
-#if EDGESPEC_PACKED_AVX512
-    if constexpr (T == DType::Q4_K || T == DType::Q6_K) {
-      if (w.packed != nullptr) {
-        matmul_packed_k<T>(pool, w, x, n, y);
-        r_begin = w.rows / kPackRows * kPackRows;
-        if (r_begin == w.rows) return;
-      }
-    }
-#endif
     using Block = std::conditional_t<A == DType::Q8_1, BlockQ8_1, BlockQ8_K>;
     const std::int64_t ab = cols / block_values(A);  // activation blocks per position
     auto* acts = static_cast<Block*>(activation_scratch().get(static_cast<std::size_t>(n * ab) * sizeof(Block)));
