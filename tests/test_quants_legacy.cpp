@@ -345,6 +345,28 @@ Acts effective_acts(DType t, const std::vector<float>& x) {
 // calls bit for bit and close to the reference
 //   y[j, r] = sum_k (d_w q_w)_k (d_x q_x)_k  +  sum_b m_w,b s_x,b   (Q4_1 / Q5_1: x_w = d_w q_w + m_w)
 // in double: |err| <= rel * (sum of |terms|)
+// The layouts a matmul of these rows (rows, cols) of type t at w runs in: the row-major rows, and where this build
+// packs t (Q4_1, Q5_0, Q5_1) a view of their packed copy. That view's row-major bytes are the rows' own for the
+// rows past the last whole group and zero for the grouped rows, so a matmul that read the rows instead of the
+// packed copy would compute zeros there and fail the checks.
+struct Layouts {
+  std::vector<MatrixView> views;
+  std::shared_ptr<std::byte> packed;
+  std::vector<unsigned char> shadow;
+};
+Layouts layouts_of(DType t, const unsigned char* w, std::int64_t rows, std::int64_t cols, ThreadPool* pool) {
+  Layouts l;
+  l.views.push_back(MatrixView{t, rows, cols, w});
+  if (!(kPackedKernels && packable(t, cols) && rows >= kPackRows)) return l;
+  const std::int64_t rb = row_bytes(t, cols), grouped = rows / kPackRows * kPackRows;
+  l.packed = allocate_aligned(static_cast<std::size_t>(packed_bytes(t, rows, cols)));
+  pack_rows(t, w, rows, cols, l.packed.get(), pool);
+  l.shadow.assign(static_cast<std::size_t>(1 + grouped * rb), 0);  // (one byte in: unaligned, like w)
+  l.shadow.insert(l.shadow.end(), w + grouped * rb, w + rows * rb);
+  l.views.push_back(MatrixView{t, rows, cols, l.shadow.data() + 1, l.packed.get()});
+  return l;
+}
+
 template <int kCols = dynamic_extent>
 void check_matmul(ThreadPool& pool, DType t, std::int64_t rows, std::int64_t cols, std::int64_t n, unsigned seed) {
   const std::int64_t rb = row_bytes(t, cols), nb = cols / 32;
@@ -355,17 +377,9 @@ void check_matmul(ThreadPool& pool, DType t, std::int64_t rows, std::int64_t col
   std::vector<unsigned char> buf(static_cast<std::size_t>(rows * rb + 64));
   unsigned char* w = buf.data() + (64 - reinterpret_cast<std::uintptr_t>(buf.data()) % 64) % 64 + 1;
   for (std::int64_t r = 0; r < rows; ++r) quantize_row(t, wf.data() + r * cols, w + r * rb, cols);
-  // the row-major rows, and (Q4_1 in AVX-512 VNNI builds) the packed copy of their whole groups
-  std::vector<MatrixView> views{MatrixView{t, rows, cols, w}};
-  std::shared_ptr<std::byte> packed;
-  if (kPackedKernels && packable(t, cols) && rows >= kPackRows) {
-    packed = allocate_aligned(static_cast<std::size_t>(packed_bytes(t, rows, cols)));
-    pack_rows(t, w, rows, cols, packed.get());
-    views.push_back(views[0]);
-    views.back().packed = packed.get();
-  }
+  const Layouts layouts = layouts_of(t, w, rows, cols, nullptr);
   std::vector<std::vector<float>> ys;
-  for (const MatrixView& view : views) {
+  for (const MatrixView& view : layouts.views) {
     std::vector<float> y(static_cast<std::size_t>(n * rows), NAN);
     matmul<kCols>(pool, view, x.data(), n, y.data());
     std::vector<float> single(y.size());  // n single positions: bit for bit the batch
@@ -441,15 +455,8 @@ TEST_CASE("legacy matmul: batched equals single calls and 1 thread equals 2, bit
     const std::int64_t rb = row_bytes(t, cols);
     std::vector<unsigned char> w(static_cast<std::size_t>(rows * rb + 1));
     for (std::int64_t r = 0; r < rows; ++r) quantize_row(t, wf.data() + r * cols, w.data() + 1 + r * rb, cols);
-    std::vector<MatrixView> views{MatrixView{t, rows, cols, w.data() + 1}};
-    std::shared_ptr<std::byte> packed;
-    if (kPackedKernels && packable(t, cols)) {  // Q4_1 with AVX-512 VNNI: 4 groups, then 3 row-major rows
-      packed = allocate_aligned(static_cast<std::size_t>(packed_bytes(t, rows, cols)));
-      pack_rows(t, w.data() + 1, rows, cols, packed.get(), &two);
-      views.push_back(views[0]);
-      views.back().packed = packed.get();
-    }
-    for (const MatrixView& view : views) {
+    const Layouts layouts = layouts_of(t, w.data() + 1, rows, cols, &two);  // packed: 4 groups, then 3 rows
+    for (const MatrixView& view : layouts.views) {
       std::vector<float> batched(static_cast<std::size_t>(n * rows)), batched1(batched.size()),
           single(batched.size()), fixed(batched.size());
       matmul(two, view, x.data(), n, batched.data());
