@@ -192,9 +192,8 @@ int main(int argc, char** argv) {
   return cli::guarded_main([&] {
     const cli::Args args(argc, argv,
                          {"target", "tokenizer", "draft", "draft-quant", "draft-skip", "draft-ngram", "search-skip",
-                          "target-device",
-                          "draft-device", "search-depth", "threads", "prompts", "gen-len", "profile-draft-len", "contexts", "reps",
-                          "temp", "o"},
+                          "target-device", "draft-device", "search-depth", "threads", "prompts", "gen-len",
+                          "profile-draft-len", "contexts", "reps", "temp", "o"},
                          {"no-acceptance", "help"});
     if (args.has("help")) {
       std::cout << kUsage;
